@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ def age(timestamp: str | float | None) -> str:
     if timestamp is None:
         return "<unknown>"
     if isinstance(timestamp, str):
-        timestamp = time.mktime(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        timestamp = calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
     secs = max(0, int(time.time() - timestamp))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if secs >= size:

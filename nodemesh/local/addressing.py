@@ -105,11 +105,14 @@ def allocate_pod_ip(pod_cidr: str, used: set[str]) -> str:
 def allocate_vip(used: set[str], requested: str | None = None) -> str:
     """A Service virtual IP: the requested one if it is free and in range, else the lowest free."""
     if requested:
-        addr = ipaddress.IPv4Address(requested)
-        if addr not in SERVICE_CIDR or addr < FIRST_VIP:
+        try:
+            addr = ipaddress.IPv4Address(requested)
+        except ValueError as exc:
+            raise AddressingError(f"clusterIP {requested!r} is not an IPv4 address") from exc
+        if addr not in SERVICE_CIDR or addr < FIRST_VIP or addr == SERVICE_CIDR.broadcast_address:
             raise AddressingError(
                 f"clusterIP {requested} is outside the service range {SERVICE_CIDR} "
-                f"(usable from {FIRST_VIP})"
+                f"(usable from {FIRST_VIP} to {SERVICE_CIDR.broadcast_address - 1})"
             )
         if requested in used:
             raise AddressingError(f"clusterIP {requested} is already allocated")

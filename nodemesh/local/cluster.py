@@ -130,16 +130,41 @@ def wake_runtime(state: StateDir) -> None:
     os.kill(pid, signal.SIGHUP)
 
 
+def runtime_pids(cluster: str) -> list[int]:
+    """Runtime daemons of `cluster`, by command line: a killed `up` may leave no pid file."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"nodemesh.local.runtime" not in argv or b"--cluster" not in argv:
+            continue
+        at = argv.index(b"--cluster") + 1
+        if argv[at : at + 1] == [cluster.encode()]:
+            found.append(int(entry.name))
+    return found
+
+
+def _stop_runtimes(cluster: str) -> list[int]:
+    pids = runtime_pids(cluster)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while runtime_pids(cluster) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in runtime_pids(cluster):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
 def down(state: StateDir) -> list[str]:
     """Remove everything of one cluster; safe to run when nothing (or only part) exists."""
-    removed: list[str] = []
-    pid = state.daemon_pid()
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while state.daemon_pid() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        removed.append(f"runtime (pid {pid})")
+    removed = [f"runtime (pid {pid})" for pid in _stop_runtimes(state.cluster)]
     cg = cgroups.cgroup2_root() / f"{CGROUP_PREFIX}{state.cluster}"
     if cg.exists():
         cgroups.remove_tree(cg)

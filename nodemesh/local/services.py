@@ -35,6 +35,7 @@ class ServiceView:
     ports: tuple[dict, ...]
     selector: dict
     endpoints: dict  # port name (or str(port)) -> tuple[(ip, port, pod, node)]
+    addresses: tuple[str, ...] = ()  # ready members, ports or not (headless DNS answers these)
 
     def to_json(self) -> dict:
         return {
@@ -83,6 +84,7 @@ def build_services(objects: Iterable[dict], pods: Sequence[PodView]) -> list[Ser
                 ports=tuple(spec["ports"]),
                 selector=selector,
                 endpoints=endpoints,
+                addresses=tuple(sorted({p.ip for p in members})),
             )
         )
     return sorted(views, key=lambda v: (v.namespace, v.name))
@@ -121,7 +123,6 @@ def dns_records(
 ) -> tuple[list[ServiceRecord], list[PodRecord]]:
     svc_records = []
     for svc in services:
-        ips = sorted({ip for eps in svc.endpoints.values() for ip, *_ in eps})
-        svc_records.append(ServiceRecord(svc.name, svc.namespace, svc.cluster_ip, tuple(ips)))
+        svc_records.append(ServiceRecord(svc.name, svc.namespace, svc.cluster_ip, svc.addresses))
     pod_records = [PodRecord(p.name, p.namespace, p.ip) for p in pods]
     return svc_records, pod_records

@@ -102,7 +102,7 @@ class StateDir:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (FileNotFoundError, ValueError, ProcessLookupError):
             return None
-        if b"nodemesh.local.runtime" in cmdline and self.cluster.encode() in cmdline:
+        if b"nodemesh.local.runtime" in cmdline and self.cluster.encode() in cmdline[1:]:
             return pid
         return None
 

@@ -32,13 +32,16 @@ def pod_phase(pod: Pod) -> tuple[str, str]:
     return "Running", "Running"
 
 
+def _owner_refs(owner: str | None) -> list[dict]:
+    if not owner:
+        return []
+    kind, _, name = owner.partition("/")
+    return [{"kind": kind, "name": name}]
+
+
 def pod_status(pod: Pod) -> dict:
     rec = pod.rec
     phase, display = pod_phase(pod)
-    owner_refs = []
-    if rec.owner:
-        kind, _, name = rec.owner.partition("/")
-        owner_refs.append({"kind": kind, "name": name})
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -49,7 +52,7 @@ def pod_status(pod: Pod) -> dict:
             "labels": rec.labels,
             "annotations": rec.annotations,
             "creationTimestamp": _iso(rec.created),
-            "ownerReferences": owner_refs,
+            "ownerReferences": _owner_refs(rec.owner),
         },
         "spec": {**rec.spec, "nodeName": rec.node},
         "status": {
@@ -89,7 +92,12 @@ def pending_status(intent) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": intent.name, "namespace": intent.namespace, "labels": intent.labels},
+        "metadata": {
+            "name": intent.name,
+            "namespace": intent.namespace,
+            "labels": intent.labels,
+            "ownerReferences": _owner_refs(intent.owner),
+        },
         "spec": intent.spec,
         "status": {
             "phase": "Pending",

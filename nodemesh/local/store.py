@@ -156,18 +156,20 @@ def _apply_one(records: dict, m: Manifest) -> Change:
 
 
 def _service_ip(records: dict, m: Manifest, old: dict | None) -> str | None:
+    """Allocate the Service's VIP once; like the API server, never change it on re-apply."""
     requested = (m.obj.get("spec") or {}).get("clusterIP") or None
-    if requested == "None":
-        return None
-    if old is not None and old.get("clusterIP"):
-        if requested and requested != old["clusterIP"]:
+    if old is not None:
+        current = old.get("clusterIP") or "None"
+        if requested and requested != current:
             raise _error(
                 m,
                 "spec.clusterIP",
-                f"field is immutable: allocated {old['clusterIP']}, manifest asks for {requested}; "
+                f"field is immutable: it is {current}, the manifest asks for {requested}; "
                 "delete the Service to change it",
             )
-        return old["clusterIP"]
+        return old.get("clusterIP")
+    if requested == "None":
+        return None
     used = {r["clusterIP"] for r in records.values() if r.get("clusterIP")}
     try:
         return allocate_vip(used, requested)

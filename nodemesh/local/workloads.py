@@ -169,7 +169,7 @@ def _plan_deployment(obj: dict, mine: list[RunningPod], plan: PodPlan, load, suf
         current = [p for p in current if p not in extra]
     if strategy.get("type") == "Recreate":
         plan.delete.extend(p.uid for p in old)
-        if not old:
+        if not any(p.spec_hash != want_hash for p in mine):  # old ones, terminating included
             create(replicas - len(current))
         return
     rolling = strategy.get("rollingUpdate") or {}
