@@ -10,6 +10,7 @@ cluster IPs) and bumps a store-wide generation that the runtime daemon reports b
 from __future__ import annotations
 
 import copy
+import json
 import time
 import uuid
 from collections.abc import Iterable
@@ -140,7 +141,7 @@ def _apply_one(records: dict, m: Manifest) -> Change:
         )
     key = object_key(m.kind, m.namespace, m.name)
     old = records.get(key)
-    applied = copy.deepcopy(m.obj)
+    applied = json.loads(json.dumps(m.obj))  # as stored: JSON object keys are strings
     if old is not None and old["applied"] == applied:
         return Change(m.kind, m.namespace, m.name, "unchanged")
     rec = {
