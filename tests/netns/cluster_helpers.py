@@ -29,10 +29,17 @@ class LocalCluster:
     def env(self) -> dict[str, str]:
         return {**os.environ, "NODEMESH_CLUSTER": self.name}
 
-    def meshctl(self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None):
+    def meshctl(
+        self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ):
         proc = subprocess.run(
-            [MESHCTL, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-            input=input, check=False,
+            [MESHCTL, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(
@@ -50,8 +57,11 @@ class LocalCluster:
         if cg.exists():
             found.append(f"cgroup {cg}")
         if ETC_NETNS.is_dir():
-            found += [f"/etc/netns/{e.name}" for e in ETC_NETNS.iterdir()
-                      if e.name.startswith(cluster_netns_prefix(self.name))]
+            found += [
+                f"/etc/netns/{e.name}"
+                for e in ETC_NETNS.iterdir()
+                if e.name.startswith(cluster_netns_prefix(self.name))
+            ]
         state = StateDir(self.name)
         if state.path.exists():
             found.append(f"state dir {state.path}")

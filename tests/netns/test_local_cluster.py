@@ -92,25 +92,32 @@ def pods(cluster: LocalCluster, namespace: str) -> list[dict]:
 
 def test_cross_node_request_by_service_name(local_cluster, tmp_path):
     local_cluster.meshctl("local", "up", "--nodes", "2")
-    apply_text(local_cluster, tmp_path, echo_app(1).replace(
-        "spec:\n      containers:\n        - name: echo",
-        "spec:\n      nodeName: node2\n      containers:\n        - name: echo",
-    ))
+    apply_text(
+        local_cluster,
+        tmp_path,
+        echo_app(1).replace(
+            "spec:\n      containers:\n        - name: echo",
+            "spec:\n      nodeName: node2\n      containers:\n        - name: echo",
+        ),
+    )
     by_name = {p["metadata"]["name"]: p for p in pods(local_cluster, "apps")}
     assert by_name["client"]["spec"]["nodeName"] == "node1"
     server = next(p for n, p in by_name.items() if n.startswith("echo-"))
     assert server["spec"]["nodeName"] == "node2"
     for host in ("echo", "echo.apps", "echo.apps.svc.cluster.local"):
-        out = local_cluster.exec("client", "curl", "-sS", "--max-time", "5", f"http://{host}/",
-                                 namespace="apps")
+        out = local_cluster.exec(
+            "client", "curl", "-sS", "--max-time", "5", f"http://{host}/", namespace="apps"
+        )
         assert out.stdout == f"{server['metadata']['name']} node2", host
     # The pod IP works directly too, and an unknown name fails fast with a DNS error.
     ip = server["status"]["podIP"]
-    out = local_cluster.exec("client", "curl", "-sS", "--max-time", "5", f"http://{ip}:8080/",
-                             namespace="apps")
+    out = local_cluster.exec(
+        "client", "curl", "-sS", "--max-time", "5", f"http://{ip}:8080/", namespace="apps"
+    )
     assert out.stdout.endswith("node2")
-    bad = local_cluster.exec("client", "curl", "-sS", "--max-time", "5", "http://nosuch/",
-                             namespace="apps", check=False)
+    bad = local_cluster.exec(
+        "client", "curl", "-sS", "--max-time", "5", "http://nosuch/", namespace="apps", check=False
+    )
     assert bad.returncode == 6, bad.stderr  # curl: could not resolve host
 
 
@@ -132,6 +139,7 @@ def test_three_replicas_reached_and_down_leaves_nothing(local_cluster, tmp_path)
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             import os
+
             os.kill(pid, 0)
 
 
@@ -159,7 +167,10 @@ def test_bad_manifest_is_refused_whole(local_cluster, tmp_path, bad, field):
 
 def test_restart_policy_logs_and_exec_exit_code(local_cluster, tmp_path):
     local_cluster.meshctl("local", "up", "--nodes", "1")
-    apply_text(local_cluster, tmp_path, textwrap.dedent("""\
+    apply_text(
+        local_cluster,
+        tmp_path,
+        textwrap.dedent("""\
         apiVersion: v1
         kind: Pod
         metadata: {name: flaky}
@@ -184,7 +195,9 @@ def test_restart_policy_logs_and_exec_exit_code(local_cluster, tmp_path):
           containers:
             - name: main
               command: [sleep, infinity]
-    """), check=False)
+    """),
+        check=False,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         flaky = next(p for p in pods(local_cluster, "default") if p["metadata"]["name"] == "flaky")
@@ -211,15 +224,20 @@ def test_rolling_update_replaces_pods_and_service_keeps_answering(local_cluster,
     assert "client" in after
     new = {n for n in after if n.startswith("echo-")}
     assert len(new) == 2 and not new & before
-    out = local_cluster.exec("client", "curl", "-sS", "--max-time", "5", "http://echo/",
-                             namespace="apps")
+    out = local_cluster.exec(
+        "client", "curl", "-sS", "--max-time", "5", "http://echo/", namespace="apps"
+    )
     assert out.stdout.split()[0] in new
 
 
 @pytest.mark.parametrize("delay", [0.15, 0.4, 0.9])
 def test_killed_up_then_down_leaves_machine_clean(local_cluster, delay):
-    proc = subprocess.Popen([MESHCTL, "local", "up", "--nodes", "3"], env=local_cluster.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [MESHCTL, "local", "up", "--nodes", "3"],
+        env=local_cluster.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
