@@ -15,6 +15,7 @@ Command lists are built by pure functions (`*_commands`) and executed by `ip -ba
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from nodemesh.local import netns
@@ -100,6 +101,15 @@ def create_pod_network(pod: PodNet) -> None:
 
 
 def delete_pod_network(pod: PodNet) -> None:
-    """Remove the pod's namespace; its veth pair (and the node's /32 route) go with it."""
+    """Remove the pod's veth pair, the node's /32 route to it, and the pod's namespace.
+
+    The veth goes first and explicitly: `ip netns del` only drops a reference, and the kernel
+    destroys the namespace (with its veth end and the node's route) later, asynchronously. A pod
+    created right after on the same node may get the freed address, and its `route add` would
+    then fail on the stale route.
+    """
+    if netns.netns_exists(pod.node_netns):
+        with contextlib.suppress(netns.NetnsError):  # already gone
+            netns.run(["ip", "-n", pod.node_netns, "link", "del", pod.veth])
     if netns.netns_exists(pod.netns):
         netns.run(["ip", "netns", "del", pod.netns])

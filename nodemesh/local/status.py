@@ -11,6 +11,8 @@ import time
 
 from nodemesh.local.pods import Pod
 
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+
 
 def _iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
@@ -32,6 +34,11 @@ def pod_phase(pod: Pod) -> tuple[str, str]:
     return "Running", "Running"
 
 
+def _template_hash_label(rec) -> dict:
+    """Like Kubernetes, mark a Deployment's pods with their template's hash (rollout checks)."""
+    return {TEMPLATE_HASH_LABEL: rec.spec_hash} if rec.owner else {}
+
+
 def _owner_refs(owner: str | None) -> list[dict]:
     if not owner:
         return []
@@ -49,7 +56,7 @@ def pod_status(pod: Pod) -> dict:
             "name": rec.name,
             "namespace": rec.namespace,
             "uid": rec.uid,
-            "labels": rec.labels,
+            "labels": {**rec.labels, **_template_hash_label(rec)},
             "annotations": rec.annotations,
             "creationTimestamp": _iso(rec.created),
             "ownerReferences": _owner_refs(rec.owner),

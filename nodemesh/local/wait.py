@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterable
 
 from nodemesh.local.state import StateDir, read_json
+from nodemesh.local.status import TEMPLATE_HASH_LABEL
+from nodemesh.local.workloads import spec_hash
 
 
 def _ready(pod: dict) -> bool:
@@ -55,12 +57,20 @@ def unfinished(status: dict, objects: Iterable[dict], *, deleted: bool = False) 
             mine = _owned(pods, ns, f"Deployment/{name}")
             want = 0 if deleted else int(obj["spec"].get("replicas", 1))
             live = [p for p in mine if p["status"].get("display") != "Terminating"]
-            ready = [p for p in live if _ready(p)]
+            ready = [p for p in live if _ready(p) and _current(p, obj)]
             if len(mine) != want or len(ready) != want:
                 line = f"deployment {ns}/{name}: {len(ready)}/{want} ready, {len(mine)} pods"
                 bad = [_describe(p) for p in live if not _ready(p)]
                 waiting.append(line + "".join(f"\n    {b}" for b in bad[:3]))
     return waiting
+
+
+def _current(pod: dict, deployment: dict) -> bool:
+    """Whether the pod runs the Deployment's current template (pods without the label: yes)."""
+    have = pod["metadata"].get("labels", {}).get(TEMPLATE_HASH_LABEL)
+    template = deployment["spec"]["template"]
+    want = spec_hash(template.get("metadata", {}).get("labels") or {}, template["spec"])
+    return have is None or have == want
 
 
 def _describe(pod: dict) -> str:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from nodemesh.local.state import StateDir
 from tests.netns.cluster_helpers import LocalCluster, cluster_name_for
 
 
@@ -13,6 +14,9 @@ def local_cluster(request):
     try:
         yield cluster
     finally:
+        log = StateDir(cluster.name).daemon_log
+        if log.exists():  # shown by pytest only when the test failed
+            print(f"--- {log} ---\n{log.read_text(errors='replace')[-6000:]}")
         down = cluster.meshctl("local", "down", check=False)
         left = cluster.leftovers()
         assert not left, f"local down left: {left}\n{down.stdout}{down.stderr}"

@@ -140,7 +140,12 @@ def test_pod_status_renders_a_running_pod_in_kubernetes_shape():
             "name": "web-abc",
             "namespace": "shop",
             "uid": "123e4567-e89b-12d3-a456-426614174000",
-            "labels": {"app": "web", "app.kubernetes.io/name": "web"},
+            # a Deployment's pod carries its template hash, as in Kubernetes
+            "labels": {
+                "app": "web",
+                "app.kubernetes.io/name": "web",
+                "pod-template-hash": "0123456789",
+            },
             "annotations": {"team": "payments"},
             "creationTimestamp": CREATED_ISO,
             "ownerReferences": [{"kind": "Deployment", "name": "web"}],

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from nodemesh.local.state import StateDir, write_json_atomic
+from nodemesh.local.status import TEMPLATE_HASH_LABEL
 from nodemesh.local.wait import unfinished, wait_for
+from nodemesh.local.workloads import spec_hash
 
 
 def pod_status(
@@ -42,8 +44,14 @@ def pod_obj(name: str = "api", ns: str = "default") -> dict:
     return {"kind": "Pod", "metadata": {"name": name, "namespace": ns}, "spec": {}}
 
 
+TEMPLATE = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c"}]}}
+CURRENT = spec_hash(TEMPLATE["metadata"]["labels"], TEMPLATE["spec"])
+
+
 def deployment(name: str = "web", ns: str = "default", replicas: int | None = 2) -> dict:
-    spec = {} if replicas is None else {"replicas": replicas}
+    spec: dict = {"template": TEMPLATE}
+    if replicas is not None:
+        spec["replicas"] = replicas
     return {"kind": "Deployment", "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
@@ -283,3 +291,19 @@ def test_wait_for_times_out_with_what_is_unfinished(state):
     assert wait_for(state, 3, [pod_obj("api")], deleted=False, timeout=0.3) == [
         "pod default/api: not created yet"
     ]
+
+
+@pytest.mark.parametrize(
+    ("hashes", "done"),
+    [
+        ([CURRENT, CURRENT], True),
+        ([CURRENT, "0ldtemplat"], False),  # an old-template pod still serves: not rolled out
+        (["0ldtemplat", "0ldtemplat"], False),  # the runtime has not started the rollout yet
+    ],
+)
+def test_a_rollout_is_done_only_when_every_ready_pod_runs_the_current_template(hashes, done):
+    pods = [web_pod(str(i)) for i in range(len(hashes))]
+    for pod, h in zip(pods, hashes, strict=True):
+        pod["metadata"]["labels"] = {"app": "web", TEMPLATE_HASH_LABEL: h}
+    waiting = unfinished({"pods": pods}, [deployment()])
+    assert (waiting == []) is done, waiting
