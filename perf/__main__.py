@@ -35,10 +35,12 @@ def in_pod(pod: dict, *cmd: str, timeout: float = 60) -> str:
 
 
 def measure(client: dict, server_ip: str) -> dict:
-    rr = json.loads(in_pod(client, "python3", str(HERE / "rr_client.py"), server_ip, "7000",
-                           str(ROUND_TRIPS)))
-    iperf = json.loads(in_pod(client, "iperf3", "-c", server_ip, "-p", "5201", "-t",
-                              str(IPERF_SECONDS), "-J"))
+    rr = json.loads(
+        in_pod(client, "python3", str(HERE / "rr_client.py"), server_ip, "7000", str(ROUND_TRIPS))
+    )
+    iperf = json.loads(
+        in_pod(client, "iperf3", "-c", server_ip, "-p", "5201", "-t", str(IPERF_SECONDS), "-J")
+    )
     rr["gbit_s"] = round(iperf["end"]["sum_received"]["bits_per_second"] / 1e9, 2)
     return rr
 
@@ -52,8 +54,9 @@ def main() -> int:
         store = Store(state)
         store.apply(manifests)
         cluster.wake_runtime(state)
-        waiting = wait_for(state, store.generation(), [m.obj for m in manifests], deleted=False,
-                           timeout=60)
+        waiting = wait_for(
+            state, store.generation(), [m.obj for m in manifests], deleted=False, timeout=60
+        )
         if waiting:
             raise SystemExit("benchmark pods not ready:\n" + "\n".join(waiting))
         pods = {p["metadata"]["name"]: p for p in cluster.read_status(state)["pods"]}
@@ -61,8 +64,10 @@ def main() -> int:
         for label, server in (("same node", "server-same"), ("cross node", "server-cross")):
             result = measure(pods["client"], pods[server]["status"]["podIP"])
             rows.append((label, result))
-        print(f"baseline: no mesh, pod to pod over veth ({ROUND_TRIPS} round trips of 64 B, "
-              f"iperf3 {IPERF_SECONDS}s, one connection)")
+        print(
+            f"baseline: no mesh, pod to pod over veth ({ROUND_TRIPS} round trips of 64 B, "
+            f"iperf3 {IPERF_SECONDS}s, one connection)"
+        )
         print(f"{'path':12} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'Gbit/s':>8}")
         for label, r in rows:
             print(f"{label:12} {r['p50']:>8} {r['p90']:>8} {r['p99']:>8} {r['gbit_s']:>8}")

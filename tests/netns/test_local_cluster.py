@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import textwrap
@@ -138,8 +139,6 @@ def test_three_replicas_reached_and_down_leaves_nothing(local_cluster, tmp_path)
     assert netns.list_netns(cluster_netns_prefix(local_cluster.name)) == []
     for pid in pids:
         with pytest.raises(ProcessLookupError):
-            import os
-
             os.kill(pid, 0)
 
 
@@ -243,3 +242,26 @@ def test_killed_up_then_down_leaves_machine_clean(local_cluster, delay):
     proc.wait()
     local_cluster.meshctl("local", "down")
     assert local_cluster.leftovers() == []
+
+
+def test_a_killed_runtime_is_restarted_by_up_and_readopts_its_pods(local_cluster, tmp_path):
+    local_cluster.meshctl("local", "up", "--nodes", "2")
+    apply_text(local_cluster, tmp_path, echo_app(2))
+    before = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods(local_cluster, "apps")}
+    runtime = json.loads(local_cluster.meshctl("local", "status", "-o", "json").stdout)
+    os.kill(runtime["runtimePid"], signal.SIGKILL)
+    down = local_cluster.meshctl("get", "pods", "-n", "apps", check=False)
+    assert down.returncode == 0  # status stays readable while the runtime is away
+    out = local_cluster.meshctl("local", "up").stdout
+    assert "restarted its runtime" in out
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = pods(local_cluster, "apps")
+        if all(p["status"]["conditions"][0]["status"] == "True" for p in now):
+            break
+        time.sleep(0.3)
+    assert {p["metadata"]["name"]: p["status"]["podIP"] for p in now} == before
+    got = local_cluster.exec(
+        "client", "curl", "-sS", "--max-time", "5", "http://echo/", namespace="apps"
+    )
+    assert got.stdout.startswith("echo-")
