@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodemesh.local import network
+from nodemesh.local import cgroups, network
 from nodemesh.local.addressing import DNS_DOMAIN
 from nodemesh.local.containers import BASE_ENV, Container, PodContext
 from nodemesh.local.launch import ETC_NETNS
@@ -42,6 +42,7 @@ class PodRecord:
     spec_hash: str
     owner: str | None
     created: float = field(default_factory=time.time)
+    host_network: bool = False  # runs in the node's netns: no veth, no /etc files, node's IP
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -109,22 +110,28 @@ class Pod:
         return ETC_NETNS / self.rec.netns
 
     def create_sandbox(self) -> None:
-        """Blocking: network, /etc files and cgroup. Removes what it made if a step fails."""
+        """Blocking: network, /etc files and cgroup. Removes what it made if a step fails.
+
+        A hostNetwork pod gets only its cgroup: it shares the node's namespace (and, as in
+        Kubernetes with the default dnsPolicy, resolves names the way its node does).
+        """
         rec = self.rec
         try:
+            Path(rec.cgroup).mkdir(parents=True, exist_ok=True)
+            if rec.host_network:
+                return
             self.etc_dir.mkdir(parents=True, exist_ok=True)
             (self.etc_dir / "resolv.conf").write_text(resolv_conf(rec.namespace, rec.gateway))
             (self.etc_dir / "hosts").write_text(hosts_file(rec))
-            Path(rec.cgroup).mkdir(parents=True, exist_ok=True)
             network.create_pod_network(rec.podnet)
         except BaseException:
             self.remove_sandbox()
             raise
 
     def remove_sandbox(self) -> None:
-        from nodemesh.local import cgroups
-
         cgroups.remove_tree(Path(self.rec.cgroup))
+        if self.rec.host_network:
+            return  # the namespace is the node's: never delete it
         network.delete_pod_network(self.rec.podnet)
         shutil.rmtree(self.etc_dir, ignore_errors=True)
 

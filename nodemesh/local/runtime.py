@@ -188,6 +188,7 @@ class Runtime:
     async def _create_pod(self, intent) -> None:
         node = self.plan.node(intent.node)
         uid = str(uuid.uuid4())
+        host = bool(intent.spec.get("hostNetwork"))
         used = {p.rec.ip for p in self.pods.values() if p.rec.node == node.name}
         rec = PodRecord(
             uid=uid,
@@ -196,10 +197,11 @@ class Runtime:
             node=node.name,
             node_netns=node.netns,
             node_ip=node.address,
-            ip=allocate_pod_ip(node.pod_cidr, used),
+            ip=node.address if host else allocate_pod_ip(node.pod_cidr, used),
             gateway=node.gateway,
-            netns=self.plan.pod_netns(uid),
-            veth=veth_name(uid),
+            netns=node.netns if host else self.plan.pod_netns(uid),
+            veth="" if host else veth_name(uid),
+            host_network=host,
             cgroup=str(self.cgroup / "pods" / f"{intent.namespace}_{intent.name}_{uid[:8]}"),
             log_dir=str(self.state.pod_dir(intent.namespace, intent.name, uid)),
             labels=intent.labels,

@@ -169,6 +169,13 @@ class Check:
             return None
         return self.text(value, child(path, key), rule=rule)
 
+    def boolean(self, obj: Mapping[str, Any], key: str, path: str) -> bool | None:
+        """A true/false field; YAML's quoted "true" is a string and refused, as Kubernetes does."""
+        value = self._present(obj, key, path, False)
+        if value is None or not self._expect(value, bool, child(path, key), "true or false"):
+            return None
+        return value
+
     def text(
         self, value: object, path: str, *, rule: Callable[[str], str | None] | None = None
     ) -> str | None:

@@ -47,7 +47,7 @@ IGNORED_FIELDS: dict[str, frozenset[str]] = {
         {
             "activeDeadlineSeconds", "affinity", "automountServiceAccountToken", "dnsConfig",
             "dnsPolicy", "enableServiceLinks", "evictionResponders", "hostAliases", "hostIPC",
-            "hostNetwork", "hostPID", "hostUsers", "hostname", "hostnameOverride",
+            "hostPID", "hostUsers", "hostname", "hostnameOverride",
             "imagePullSecrets", "nodeSelector", "os", "overhead", "preemptionPolicy", "priority",
             "priorityClassName", "readinessGates", "resourceClaims", "resources",
             "runtimeClassName", "schedulerName", "schedulingGates", "schedulingGroup",

@@ -30,6 +30,7 @@ POD_SPEC_FIELDS = frozenset(
         "serviceAccountName",
         "nodeName",
         "terminationGracePeriodSeconds",
+        "hostNetwork",
     }
 )
 CONTAINER_FIELDS = frozenset({"name", "command", "args", "env", "workingDir", "ports", *PROBE_KEYS})
@@ -86,6 +87,7 @@ def validate_pod_spec(spec: dict[str, Any], path: str, check: Check) -> None:
     check.string(spec, "serviceAccountName", path, rule=names.dns1123_subdomain)
     check.string(spec, "nodeName", path, rule=names.dns1123_subdomain)
     check.integer(spec, "terminationGracePeriodSeconds", path, low=0)
+    check.boolean(spec, "hostNetwork", path)
     container_names: dict[str, str] = {}
     port_names: dict[str, str] = {}  # port names are unique across the pod: Services resolve them
     for container_path, container in check.each_mapping(
@@ -106,6 +108,7 @@ def normalize_pod_spec(spec: dict[str, Any]) -> None:
     set_default(spec, "restartPolicy", "Always")
     set_default(spec, "serviceAccountName", "default")
     set_default(spec, "terminationGracePeriodSeconds", 30)
+    set_default(spec, "hostNetwork", False)
     for container in spec["containers"]:
         normalize_container(container)
 

@@ -265,3 +265,41 @@ def test_a_killed_runtime_is_restarted_by_up_and_readopts_its_pods(local_cluster
         "client", "curl", "-sS", "--max-time", "5", "http://echo/", namespace="apps"
     )
     assert got.stdout.startswith("echo-")
+
+
+def test_host_network_pod_shares_its_node_namespace(local_cluster, tmp_path):
+    local_cluster.meshctl("local", "up", "--nodes", "2")
+    manifest = textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Pod
+        metadata: {{name: hostsvc, labels: {{app: hostsvc}}}}
+        spec:
+          hostNetwork: true
+          nodeName: node1
+          containers:
+            - name: srv
+              command: {json.dumps(["python3", "-c", ECHO_SERVER])}
+              env:
+                - {{name: POD_NAME, value: hostsvc}}
+                - {{name: NODE_NAME, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}
+              readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {{name: client}}
+        spec:
+          nodeName: node2
+          containers: [{{name: c, command: [sleep, infinity]}}]
+    """)
+    apply_text(local_cluster, tmp_path, manifest)
+    host = next(p for p in pods(local_cluster, "default") if p["metadata"]["name"] == "hostsvc")
+    assert host["status"]["podIP"] == "198.18.0.11"  # node1's own address
+    node1 = f"{cluster_netns_prefix(local_cluster.name)}node1"
+    assert host["sandbox"]["netns"] == node1
+    out = local_cluster.exec("client", "curl", "-sS", "--max-time", "5", "http://198.18.0.11:8080/")
+    assert out.stdout == "hostsvc node1"
+    (tmp_path / "app.yaml").write_text(manifest)
+    local_cluster.meshctl("delete", "-f", str(tmp_path / "app.yaml"))
+    assert netns.netns_exists(node1)  # deleting the pod never deletes its node
+    links = netns.run(["ip", "-n", node1, "-o", "link", "show", "eth0"])
+    assert "state UP" in links

@@ -144,8 +144,8 @@ def test_accepted_variations(check_case, path, value):
             "spec.frobnicate",
             1,
             "spec.frobnicate",
-            "unknown field; fields nodemesh reads here: containers, nodeName, restartPolicy, "
-            "serviceAccountName, terminationGracePeriodSeconds",
+            "unknown field; fields nodemesh reads here: containers, hostNetwork, nodeName, "
+            "restartPolicy, serviceAccountName, terminationGracePeriodSeconds",
         ),
         (f"{C0}.command", None, f"{C0}.command", NO_COMMAND),
         (f"{C0}.command", [], f"{C0}.command", NO_COMMAND),
