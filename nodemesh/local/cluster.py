@@ -29,6 +29,7 @@ from nodemesh.local.addressing import (
     cluster_netns_prefix,
     plan_cluster,
 )
+from nodemesh.local.credentials import create_node_tokens
 from nodemesh.local.launch import ETC_NETNS
 from nodemesh.local.runtime import load_plan
 from nodemesh.local.state import StateDir, list_clusters, read_json, write_json_atomic
@@ -77,6 +78,7 @@ def up(state: StateDir, nodes: int) -> UpResult:
             "created": time.time(),
         },
     )
+    create_node_tokens(state, [n.name for n in plan.nodes])
     network.create_cluster_network(plan)
     start_runtime(state)
     return UpResult(plan, True, f"cluster {state.cluster!r} is up with {nodes} nodes")

@@ -1,0 +1,1 @@
+"""nodemesh controller: the control plane (registry → mesh model → config pushes, CA, policy)."""

@@ -1,0 +1,166 @@
+"""The certificate services: node bootstrap (token in) and workload certificates (mTLS caller).
+
+The controller, never the CSR, decides what identity a certificate carries:
+  - NodeBootstrap: a valid node credential for node N gets spiffe://<td>/nodemesh/node/N, and
+    only if the request names N too.
+  - CertificateService: the caller is whoever its verified client certificate says. A node agent
+    (NodeId) may get the identity of a service account that has a pod on its own node right now;
+    a waypoint or workload (SpiffeId) may get only its own identity back (renewal).
+Refusals are counted by reason and answered PERMISSION_DENIED / UNAUTHENTICATED with a message
+that tells an operator what to check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+import grpc
+from cryptography import x509
+
+from controller.auth import AuthError, NodeTokenAuthenticator, bearer_token
+from controller.ca import CaError, CertificateAuthority
+from controller.metrics import ControllerMetrics
+from nodemesh.identity import IdentityError, NodeId, SpiffeId, identity_of_certificate
+from nodemesh.proto import ca_pb2, ca_pb2_grpc
+
+log = logging.getLogger("nodemesh.controller.ca")
+MAX_TTL = timedelta(hours=24)
+MIN_TTL = timedelta(minutes=10)
+
+
+def ttl_from(seconds: int) -> timedelta:
+    """The requested lifetime, within [10 min, 24 h]; 0 means the default (24 h)."""
+    if seconds <= 0:
+        return MAX_TTL
+    return max(MIN_TTL, min(MAX_TTL, timedelta(seconds=seconds)))
+
+
+def caller_identity(context) -> SpiffeId | NodeId:
+    """The identity of the TLS-verified client certificate of this call."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if not pems:
+        raise AuthError("no client certificate on this connection")
+    try:
+        return identity_of_certificate(x509.load_pem_x509_certificate(pems[0]))
+    except (ValueError, IdentityError) as exc:
+        raise AuthError(f"client certificate carries no usable identity: {exc}") from exc
+
+
+def _response(issued, ca: CertificateAuthority) -> ca_pb2.CertificateResponse:
+    return ca_pb2.CertificateResponse(
+        cert_chain=[issued.cert_pem.decode(), *_split(issued.chain_pem, skip=issued.cert_pem)],
+        trust_bundle=ca.trust_bundle_pem().decode(),
+        not_after=int(issued.not_after.timestamp()),
+    )
+
+
+def _split(chain_pem: bytes, skip: bytes) -> list[str]:
+    marker = b"-----END CERTIFICATE-----"
+    parts = [p.strip() + b"\n" + marker + b"\n" for p in chain_pem.split(marker) if p.strip()]
+    return [p.decode().strip() + "\n" for p in parts if p.strip() != skip.strip()]
+
+
+class _Refusal(Exception):
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason = code, reason
+
+
+class CertificateServices:
+    """Both servicers share the CA, the authorization source and the metrics."""
+
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        tokens: NodeTokenAuthenticator,
+        service_accounts_on: Callable[[str], set[tuple[str, str]]],
+        metrics: ControllerMetrics,
+    ) -> None:
+        self.ca = ca
+        self.tokens = tokens
+        self.service_accounts_on = service_accounts_on
+        self.metrics = metrics
+
+    async def _refuse(self, context, exc: _Refusal):
+        self.metrics.refused.labels(exc.reason).inc()
+        log.warning("certificate refused (%s): %s", exc.reason, exc)
+        await context.abort(exc.code, str(exc))
+
+    def _sign(self, csr: str, identity, seconds: int, kind: str):
+        try:
+            issued = self.ca.sign_csr(csr.encode(), identity, ttl=ttl_from(seconds))
+        except CaError as exc:
+            raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, "bad_csr", str(exc)) from exc
+        self.metrics.issued.labels(kind).inc()
+        self.metrics.leaf_expiry.labels(kind).set(issued.not_after.timestamp())
+        log.info("issued %s certificate for %s until %s", kind, identity, issued.not_after)
+        return _response(issued, self.ca)
+
+    # -- NodeBootstrap -----------------------------------------------------------------------
+    async def Bootstrap(self, request, context):  # gRPC method name
+        self.metrics.csr.inc()
+        try:
+            try:
+                node = self.tokens.authenticate(bearer_token(context.invocation_metadata()))
+            except AuthError as exc:
+                raise _Refusal(
+                    grpc.StatusCode.UNAUTHENTICATED, "bad_node_credential", str(exc)
+                ) from exc
+            if request.node != node:
+                raise _Refusal(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "wrong_node",
+                    f"this credential belongs to node {node!r}, not {request.node!r}",
+                )
+            try:
+                identity = NodeId(self.ca.trust_domain, node)
+            except IdentityError as exc:  # a node name that cannot be an identity path segment
+                raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, "bad_node_name", str(exc)) from exc
+            return self._sign(request.csr, identity, request.validity_seconds, "node")
+        except _Refusal as exc:
+            await self._refuse(context, exc)
+
+    # -- CertificateService -------------------------------------------------------------------
+    async def CreateCertificate(self, request, context):  # gRPC method name
+        self.metrics.csr.inc()
+        try:
+            try:
+                caller = caller_identity(context)
+                wanted = SpiffeId.parse(request.identity)
+            except (AuthError, IdentityError) as exc:
+                raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, "bad_identity", str(exc)) from exc
+            self._authorize(caller, wanted)
+            return self._sign(request.csr, wanted, request.validity_seconds, "workload")
+        except _Refusal as exc:
+            await self._refuse(context, exc)
+
+    def _authorize(self, caller, wanted: SpiffeId) -> None:
+        if wanted.trust_domain != self.ca.trust_domain:
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "foreign_trust_domain",
+                f"{wanted} is not in trust domain {self.ca.trust_domain!r}",
+            )
+        if isinstance(caller, NodeId):
+            accounts = self.service_accounts_on(caller.node)
+            if (wanted.namespace, wanted.service_account) not in accounts:
+                raise _Refusal(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "no_pod_on_node",
+                    f"node {caller.node!r} runs no pod with service account "
+                    f"{wanted.namespace}/{wanted.service_account}; an agent may only get "
+                    "identities of pods on its own node",
+                )
+        elif caller != wanted:
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "not_own_identity",
+                f"{caller} may only renew its own identity, not {wanted}",
+            )
+
+
+def add_to_servers(services: CertificateServices, bootstrap_server, mtls_server) -> None:
+    ca_pb2_grpc.add_NodeBootstrapServicer_to_server(services, bootstrap_server)
+    ca_pb2_grpc.add_CertificateServiceServicer_to_server(services, mtls_server)

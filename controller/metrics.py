@@ -1,0 +1,69 @@
+"""The controller's Prometheus metrics, served on :15014.
+
+Names follow istiod's (`pilot_*` for configuration, `citadel_*` for certificates) wherever istiod
+has a metric for the same thing, so Istio's control-plane dashboard and alerts work unchanged.
+Every metric is registered on the registry passed in: library code never uses the global one.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ControllerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.connected = Gauge(
+            "pilot_xds", "Connected config subscribers.", ["kind"], registry=registry
+        )
+        self.pushes = Counter(
+            "pilot_xds_pushes",
+            "Config responses sent, by resource type.",
+            ["type"],
+            registry=registry,
+        )
+        self.push_time = Histogram(
+            "pilot_proxy_convergence_time",
+            "Seconds from a registry change to the push that carries it being sent.",
+            registry=registry,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.rejects = Counter(
+            "pilot_total_xds_rejects",
+            "Resources a subscriber rejected (NACK).",
+            ["type"],
+            registry=registry,
+        )
+        self.translate_errors = Gauge(
+            "nodemesh_controller_invalid_objects",
+            "Registry objects left out of the model because they do not translate.",
+            registry=registry,
+        )
+        self.csr = Counter(
+            "citadel_server_csr_count",
+            "Certificate signing requests received.",
+            registry=registry,
+        )
+        self.issued = Counter(
+            "citadel_server_success_cert_issuance_count",
+            "Certificates issued.",
+            ["kind"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "nodemesh_controller_csr_refused_total",
+            "Signing requests refused, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.root_expiry = Gauge(
+            "citadel_server_root_cert_expiry_timestamp",
+            "Unix time the newest root certificate expires.",
+            registry=registry,
+        )
+        self.leaf_expiry = Gauge(
+            "nodemesh_controller_leaf_cert_expiry_timestamp",
+            "Unix time the most recently issued certificate expires, by kind.",
+            ["kind"],
+            registry=registry,
+        )
