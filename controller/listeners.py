@@ -1,0 +1,93 @@
+"""The controller's two gRPC listeners and its own serving certificate.
+
+  - the mutual-TLS listener (15012): every client presents a certificate chaining to the mesh's
+    trust bundle; expired, foreign-CA or missing client certificates fail the TLS handshake, so
+    such a client never reaches a service. Serves config streams and workload certificates.
+  - the bootstrap listener (15011): TLS with the controller's certificate only, because gRPC can
+    either require client certificates or not ask for them; it serves only NodeBootstrap, where a
+    node credential buys the node's control-plane certificate.
+
+The serving certificate is issued by the controller's own CA at start-up to a key that never leaves
+this process, for the name clients check (`CONTROLLER_NAME`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from controller.ca import CertificateAuthority
+from nodemesh.controlplane import CONTROLLER_NAME
+from nodemesh.identity import SpiffeId
+
+CONTROLLER_NAMESPACE = "nodemesh-system"
+CONTROLLER_SA = "nodemesh-controller"
+MTLS_PORT = 15012
+BOOTSTRAP_PORT = 15011
+
+
+@dataclass(frozen=True)
+class ServingCredentials:
+    key_pem: bytes
+    chain_pem: bytes
+
+
+def serving_credentials(ca: CertificateAuthority, ttl=timedelta(days=7)) -> ServingCredentials:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(key, hashes.SHA256())
+    )
+    identity = SpiffeId(ca.trust_domain, CONTROLLER_NAMESPACE, CONTROLLER_SA)
+    issued = ca.sign_csr(
+        csr.public_bytes(serialization.Encoding.PEM),
+        identity,
+        ttl=ttl,
+        dns_names=(CONTROLLER_NAME, "localhost"),
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return ServingCredentials(key_pem=key_pem, chain_pem=issued.chain_pem)
+
+
+GRPC_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+
+@dataclass
+class Listeners:
+    mtls: grpc.aio.Server
+    bootstrap: grpc.aio.Server
+    mtls_port: int
+    bootstrap_port: int
+
+
+def make_listeners(
+    creds: ServingCredentials, bundle_pem: bytes, host: str, mtls_port: int, bootstrap_port: int
+) -> Listeners:
+    """Bind both listeners (port 0 picks a free one); services are added by the caller."""
+    pair = [(creds.key_pem, creds.chain_pem)]
+    mtls = grpc.aio.server(options=GRPC_OPTIONS)
+    bound_mtls = mtls.add_secure_port(
+        f"{host}:{mtls_port}",
+        grpc.ssl_server_credentials(pair, root_certificates=bundle_pem, require_client_auth=True),
+    )
+    bootstrap = grpc.aio.server(options=GRPC_OPTIONS)
+    bound_boot = bootstrap.add_secure_port(
+        f"{host}:{bootstrap_port}", grpc.ssl_server_credentials(pair)
+    )
+    return Listeners(mtls, bootstrap, bound_mtls, bound_boot)
