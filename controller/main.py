@@ -1,0 +1,188 @@
+"""The controller process: registry → model → pushes, plus the certificate authority.
+
+Start-up order matters for restarts: the CA is loaded from disk first (a restart never makes a
+new root), then the registry is read and translated, so the first subscriber to reconnect gets a
+complete snapshot, not an empty one; only then do the listeners open.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from envoy.service.discovery.v3 import ads_pb2_grpc
+from google.protobuf import json_format
+from prometheus_client import CollectorRegistry, start_http_server
+
+from controller import admin
+from controller.auth import NodeTokenAuthenticator
+from controller.ca import CertificateAuthority
+from controller.certs_service import CertificateServices, add_to_servers
+from controller.distributor import Distributor, subscriber_for, wanted_for
+from controller.listeners import BOOTSTRAP_PORT, MTLS_PORT, make_listeners, serving_credentials
+from controller.metrics import ControllerMetrics
+from controller.registry_local import LocalRegistry
+from controller.resources import from_resource, to_message
+from controller.translate import translate
+from nodemesh.identity import parse_any
+
+log = logging.getLogger("nodemesh.controller")
+POLL = 0.05
+
+
+class Controller:
+    def __init__(self, args: argparse.Namespace) -> None:
+        state = Path(args.local_state)
+        self.args = args
+        self.ca = CertificateAuthority.load_or_create(
+            Path(args.ca_dir or state / "ca"), args.trust_domain
+        )
+        self.registry = LocalRegistry(state)
+        self.metrics = ControllerMetrics(CollectorRegistry())
+        self.metrics.root_expiry.set(self.ca.root_not_after.timestamp())
+        tokens = NodeTokenAuthenticator(state / "credentials" / "node-tokens.json")
+        self.certs = CertificateServices(
+            self.ca, tokens, self.registry.service_accounts_on, self.metrics
+        )
+        self.distributor = Distributor(self.metrics)
+        self.errors: list = []
+
+    def refresh(self) -> bool:
+        """Re-translate when the registry changed; publish only if the model changed."""
+        if not self.registry.changed():
+            return False
+        started = time.monotonic()
+        result = translate(self.registry.objects(), trust_domain=self.args.trust_domain)
+        self.errors = list(result.errors)
+        self.metrics.translate_errors.set(len(self.errors))
+        for err in result.errors:
+            log.warning("left out of the mesh model: %s", err)
+        old = self.distributor.snapshot
+        if old is not None and old.version == result.snapshot.version:
+            return False
+        self.distributor.publish(result.snapshot, started)
+        log.info(
+            "model %s: %d workloads, %d services",
+            result.snapshot.version,
+            len(result.snapshot.workloads),
+            len(result.snapshot.services),
+        )
+        return True
+
+    def routes(self) -> dict:
+        def config(query):
+            who = query.get("subscriber", [""])[0]
+            snap = self.distributor.snapshot
+            if snap is None:
+                return {}
+            identity = parse_any(who) if who.startswith("spiffe://") else None
+            if identity is None:
+                raise KeyError(
+                    "pass ?subscriber=spiffe://<td>/nodemesh/node/<node> or a waypoint id"
+                )
+            _, _, scope = subscriber_for(identity)
+            return {
+                t: {n: json_format.MessageToDict(_decode(t, r.payload)) for n, r in res.items()}
+                for t, res in wanted_for(snap, scope(snap)).items()
+            }
+
+        return {
+            "/healthz": lambda q: {"ok": True},
+            "/debug/subscribers": lambda q: {
+                "version": getattr(self.distributor.snapshot, "version", None),
+                "subscribers": self.distributor.states(),
+            },
+            "/debug/config": config,
+            "/debug/registry": lambda q: {"errors": [str(e) for e in self.errors]},
+            "/debug/ca": lambda q: {
+                "trustDomain": self.ca.trust_domain,
+                "rootNotAfter": self.ca.root_not_after.isoformat(),
+                "trustBundle": self.ca.trust_bundle_pem().decode(),
+            },
+        }
+
+    async def start(self) -> None:
+        """Open every listener; afterwards `ports` says where they are (port 0 picks one)."""
+        self.refresh()
+        creds = serving_credentials(self.ca)
+        args = self.args
+        self.listeners = make_listeners(
+            creds, self.ca.trust_bundle_pem(), args.listen, args.mtls_port, args.bootstrap_port
+        )
+        add_to_servers(self.certs, self.listeners.bootstrap, self.listeners.mtls)
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+            self.distributor, self.listeners.mtls
+        )
+        await self.listeners.mtls.start()
+        await self.listeners.bootstrap.start()
+        if args.metrics_port >= 0:
+            start_http_server(args.metrics_port, args.listen, registry=self.metrics.registry)
+        self.admin = await admin.serve(
+            admin.AdminServer(self.routes()), "127.0.0.1", args.admin_port
+        )
+        self.ports = {
+            "mtls": self.listeners.mtls_port,
+            "bootstrap": self.listeners.bootstrap_port,
+            "admin": self.admin.sockets[0].getsockname()[1],
+        }
+        self._poller = asyncio.ensure_future(self._poll())
+        log.info("controller up: %s", self.ports)
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("registry refresh failed; serving the last good model")
+            await asyncio.sleep(POLL)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        self._poller.cancel()
+        self.admin.close()
+        await self.listeners.mtls.stop(grace)
+        await self.listeners.bootstrap.stop(grace)
+
+    async def run(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await self.stop()
+
+
+def _decode(type_url: str, payload: bytes):
+    return to_message(from_resource(type_url, payload))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m controller")
+    p.add_argument(
+        "--local-state",
+        required=True,
+        help="local cluster state directory (store.json, status.json, credentials)",
+    )
+    p.add_argument("--ca-dir", help="CA directory (default: <local-state>/ca)")
+    p.add_argument("--trust-domain", default="cluster.local")
+    p.add_argument("--listen", default="0.0.0.0")
+    p.add_argument("--mtls-port", type=int, default=MTLS_PORT)
+    p.add_argument("--bootstrap-port", type=int, default=BOOTSTRAP_PORT)
+    p.add_argument("--metrics-port", type=int, default=15014)
+    p.add_argument("--admin-port", type=int, default=15000)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(Controller(parse_args(argv)).run())
+    return 0

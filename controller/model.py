@@ -1,0 +1,430 @@
+"""The mesh model: what the controller knows, as frozen values, and the snapshot that indexes them.
+
+`controller.translate` builds these values from registry objects, `controller.scope` decides which
+subscriber gets which, and `controller.resources` turns them into `nodemesh.v1` messages and back.
+Everything here is immutable (tuples, sorted label pairs, read-only mappings): a `MeshSnapshot` is
+built once, shared by every push task, and replaced by swapping one reference, so no reader ever
+sees half an update.
+
+Names follow the user-facing API (DESIGN.md): enrollment and waypoints are labels, policies are
+Istio's `security.istio.io/v1` shapes under `security.nodemesh.io/v1`, routes are Gateway API
+HTTPRoutes attached to Services.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+DEFAULT_TRUST_DOMAIN = "cluster.local"
+DEFAULT_ROOT_NAMESPACE = "nodemesh-system"
+CLUSTER_DOMAIN = "cluster.local"  # DNS suffix of Service hostnames (not the trust domain)
+
+DATAPLANE_MODE_LABEL = "nodemesh.io/dataplane-mode"
+DATAPLANE_MODE_AMBIENT = "ambient"  # on a namespace: enroll its pods
+DATAPLANE_MODE_NONE = "none"  # on a pod: opt it out of its namespace's enrollment
+USE_WAYPOINT_LABEL = "nodemesh.io/use-waypoint"
+NO_WAYPOINT = "none"  # use-waypoint value on a pod or Service: opt out of the namespace's waypoint
+
+Labels = tuple[tuple[str, str], ...]
+"""A label map as (key, value) pairs sorted by key: hashable, and one spelling per map."""
+
+
+def freeze_labels(labels: Mapping[str, str] | None) -> Labels:
+    """Sorted pairs of a label map; every key and value must be a string."""
+    pairs = []
+    for key, value in (labels or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(f"label {key!r}: {value!r}: label keys and values must be strings")
+        pairs.append((key, value))
+    return tuple(sorted(pairs))
+
+
+def label_dict(labels: Labels) -> dict[str, str]:
+    return dict(labels)
+
+
+def selector_matches(selector: Labels | None, labels: Labels) -> bool:
+    """Istio's WorkloadSelector: None (no selector) picks every workload the policy can reach."""
+    if selector is None:
+        return True
+    have = dict(labels)
+    return all(have.get(key) == value for key, value in selector)
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling for a JSON value: keys sorted, no spaces (equal data, equal text)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def service_hostname(namespace: str, name: str) -> str:
+    return f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"
+
+
+# --- workloads ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A running pod as the mesh sees it: what its node's agent needs to capture and serve it."""
+
+    uid: str  # the pod's metadata.uid: the resource name, stable for the pod's whole life
+    name: str  # the pod's name
+    namespace: str  # the pod's namespace
+    node: str  # spec.nodeName: the node whose agent captures this pod's traffic
+    addresses: tuple[str, ...]  # pod IPs (status.podIPs, else status.podIP); the first is primary
+    service_account: str  # spec.serviceAccountName ("default" when unset)
+    identity: str  # spiffe://<trust domain>/ns/<namespace>/sa/<service account>: its certificate
+    labels: Labels  # the pod's labels (policy selectors and Service selectors match these)
+    enrolled: bool  # namespace labelled dataplane-mode=ambient and the pod not labelled =none
+    waypoint: str  # waypoint (in the pod's namespace) its inbound traffic goes through, or ""
+    ready: bool  # Ready condition True and not terminating: may receive new connections
+    netns: str  # local mode: path of the pod's network namespace; "" in Kubernetes mode
+    cgroup: str  # local mode: the pod's cgroup v2 directory; "" in Kubernetes mode
+    owner: str  # controlling object, "Deployment/web" (telemetry's workload name), or ""
+
+
+@dataclass(frozen=True)
+class PeerWorkload:
+    """A workload seen from another node: only what a tunnel to it (or a waypoint) needs."""
+
+    uid: str  # the pod's metadata.uid, as Workload.uid
+    name: str  # the pod's name (logs, and telemetry's destination_workload fallback)
+    namespace: str  # the pod's namespace
+    addresses: tuple[str, ...]  # pod IPs; a destination address is looked up here
+    node: str  # the node whose agent terminates HBONE for it
+    identity: str  # SPIFFE ID the peer certificate must prove
+    waypoint: str  # waypoint its inbound traffic must go through, or ""
+    enrolled: bool  # False: not in the mesh, connect to it in plaintext, no HBONE
+
+    @classmethod
+    def of(cls, workload: Workload) -> PeerWorkload:
+        return cls(
+            uid=workload.uid,
+            name=workload.name,
+            namespace=workload.namespace,
+            addresses=workload.addresses,
+            node=workload.node,
+            identity=workload.identity,
+            waypoint=workload.waypoint,
+            enrolled=workload.enrolled,
+        )
+
+
+# --- services -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str  # port name ("" for a Service's only, unnamed port)
+    port: int  # the port clients connect to on the VIP
+    target_port: int | str  # a number, or the name of a container port (resolved per endpoint)
+    protocol: str  # TCP or UDP
+    app_protocol: str  # appProtocol ("http", "kubernetes.io/h2c", ...), or ""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    workload_uid: str  # the Workload behind this endpoint
+    address: str  # the workload's primary address
+    ports: tuple[
+        tuple[int, int], ...
+    ]  # (service port, resolved target port); unresolvable left out
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # the Service's name
+    namespace: str  # the Service's namespace
+    hostname: str  # <name>.<namespace>.svc.cluster.local
+    vips: tuple[str, ...]  # cluster IPs; empty for a headless Service
+    ports: tuple[ServicePort, ...]  # in the Service's order
+    endpoints: tuple[
+        Endpoint, ...
+    ]  # ready workloads its selector picks, enrolled or not, by address
+    waypoint: str  # waypoint for traffic to it: Service label, else namespace label, else ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+# --- authorization --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """Istio's Source: who is calling. Every field is a list of alternatives; `not_` excludes."""
+
+    principals: tuple[str, ...] = ()  # peer identities without "spiffe://" (L4)
+    not_principals: tuple[str, ...] = ()  # (L4)
+    request_principals: tuple[str, ...] = ()  # JWT "iss/sub" (L7)
+    not_request_principals: tuple[str, ...] = ()  # (L7)
+    namespaces: tuple[str, ...] = ()  # the peer identity's namespace (L4)
+    not_namespaces: tuple[str, ...] = ()  # (L4)
+    ip_blocks: tuple[str, ...] = ()  # source address, IP or CIDR (L4)
+    not_ip_blocks: tuple[str, ...] = ()  # (L4)
+    remote_ip_blocks: tuple[str, ...] = ()  # original client from X-Forwarded-For (L7)
+    not_remote_ip_blocks: tuple[str, ...] = ()  # (L7)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """Istio's Operation: what is being called."""
+
+    hosts: tuple[str, ...] = ()  # HTTP Host / :authority (L7)
+    not_hosts: tuple[str, ...] = ()  # (L7)
+    ports: tuple[str, ...] = ()  # destination ports, as strings like Istio's (L4)
+    not_ports: tuple[str, ...] = ()  # (L4)
+    methods: tuple[str, ...] = ()  # HTTP methods (L7)
+    not_methods: tuple[str, ...] = ()  # (L7)
+    paths: tuple[str, ...] = ()  # HTTP paths (L7)
+    not_paths: tuple[str, ...] = ()  # (L7)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Istio's Condition (`when`): an attribute key and the values it must (not) have."""
+
+    key: str  # "source.ip", "request.headers[x-user]", ...
+    values: tuple[str, ...] = ()  # the attribute must equal one of these
+    not_values: tuple[str, ...] = ()  # the attribute must equal none of these
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Istio's Rule: every non-empty part must match; within a part, any entry may."""
+
+    sources: tuple[Source, ...] = ()  # Istio's `from[].source`
+    operations: tuple[Operation, ...] = ()  # Istio's `to[].operation`
+    conditions: tuple[Condition, ...] = ()  # Istio's `when`
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    """A policy attachment (Istio's targetRefs): a Service or a waypoint Gateway."""
+
+    group: str  # "" for core (Service), "gateway.networking.k8s.io" for a Gateway
+    kind: str  # Service, Gateway, ...
+    name: str  # the target's name
+    namespace: str  # the target's namespace (defaults to the policy's)
+
+
+# Istio ambient's split (pilot's ambient authorization.go): ztunnel enforces only these; a rule
+# using anything else needs an HTTP-aware proxy. connection.sni is not L4 here: ztunnel ignores it.
+L7_SOURCE_FIELDS = (
+    "request_principals",
+    "not_request_principals",
+    "remote_ip_blocks",
+    "not_remote_ip_blocks",
+)
+L7_OPERATION_FIELDS = ("hosts", "not_hosts", "methods", "not_methods", "paths", "not_paths")
+L4_CONDITION_KEYS = frozenset(
+    {"source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"}
+)
+
+
+def rule_needs_l7(rule: Rule) -> bool:
+    """True if enforcing the rule needs HTTP attributes (a waypoint), as Istio ambient decides."""
+    return (
+        any(getattr(source, f) for source in rule.sources for f in L7_SOURCE_FIELDS)
+        or any(getattr(op, f) for op in rule.operations for f in L7_OPERATION_FIELDS)
+        or any(condition.key not in L4_CONDITION_KEYS for condition in rule.conditions)
+    )
+
+
+def rules_need_l7(rules: Iterable[Rule]) -> bool:
+    return any(rule_needs_l7(rule) for rule in rules)
+
+
+@dataclass(frozen=True)
+class AuthorizationPolicy:
+    name: str  # the policy's name
+    namespace: str  # the policy's namespace
+    selector: Labels | None  # workloads it applies to; None: every workload in its scope
+    target_refs: tuple[TargetRef, ...]  # attachments (enforced by waypoints); empty: selector scope
+    action: str  # ALLOW, DENY or AUDIT
+    rules: tuple[Rule, ...]  # any rule may match; an ALLOW with none allows nothing
+    is_root: bool  # lives in the root namespace: its scope is every namespace
+    needs_l7: bool  # some rule uses HTTP attributes (rule_needs_l7): a waypoint must enforce it
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PeerAuthentication:
+    name: str  # the policy's name
+    namespace: str  # the policy's namespace
+    selector: Labels | None  # workloads it applies to; None: every workload in its scope
+    mode: str  # UNSET (inherit), DISABLE, PERMISSIVE or STRICT
+    port_level: tuple[tuple[int, str], ...]  # (port, mode) overrides, sorted by port
+    is_root: bool  # lives in the root namespace: mesh-wide when it has no selector
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+# --- routes ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteParent:
+    """A Service an HTTPRoute attaches to (Gateway API GAMMA parentRef)."""
+
+    namespace: str  # the Service's namespace (defaults to the route's)
+    name: str  # the Service's name
+    port: int  # only this Service port; 0: every port
+    section_name: str  # only the Service port of this name; "": every port
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    name: str  # the route's name
+    namespace: str  # the route's namespace
+    parents: tuple[RouteParent, ...]  # the Services it attaches to
+    hostnames: tuple[str, ...]  # Host headers it matches; empty: any
+    rules: str  # canonical JSON of the normalized spec.rules (refined by the waypoint's router)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def rules_data(self) -> list[dict[str, Any]]:
+        """The rules as plain data (a fresh copy on every call)."""
+        return json.loads(self.rules)
+
+
+# --- the snapshot ---------------------------------------------------------------------------------
+
+
+def _frozen(mapping: dict) -> Mapping:
+    return MappingProxyType(mapping)
+
+
+def _group(items: Iterable, key) -> Mapping[str, tuple]:
+    grouped: dict[str, list] = {}
+    for item in items:
+        grouped.setdefault(key(item), []).append(item)
+    return _frozen({k: tuple(v) for k, v in grouped.items()})
+
+
+@dataclass(frozen=True, eq=False)
+class MeshSnapshot:
+    """One consistent view of the mesh; build a new one for every change, never edit one."""
+
+    version: str  # content hash of everything below: equal content, equal version
+    trust_domain: str  # SPIFFE trust domain of every identity in it
+    workloads: tuple[Workload, ...]  # sorted by uid
+    services: tuple[Service, ...]  # sorted by (namespace, name)
+    authorization_policies: tuple[AuthorizationPolicy, ...]  # sorted by (namespace, name)
+    peer_authentications: tuple[PeerAuthentication, ...]  # sorted by (namespace, name)
+    http_routes: tuple[HttpRoute, ...]  # sorted by (namespace, name)
+    workloads_by_uid: Mapping[str, Workload]  # uid -> workload
+    workloads_by_address: Mapping[str, Workload]  # IP -> workload (a ready one wins a clash)
+    workloads_by_identity: Mapping[str, tuple[Workload, ...]]  # SPIFFE ID -> workloads
+    services_by_hostname: Mapping[str, Service]  # hostname -> service
+    services_by_vip: Mapping[str, Service]  # cluster IP -> service
+    authz_by_namespace: Mapping[str, tuple[AuthorizationPolicy, ...]]  # namespace -> policies
+    peer_authn_by_namespace: Mapping[str, tuple[PeerAuthentication, ...]]  # namespace -> policies
+    routes_by_namespace: Mapping[str, tuple[HttpRoute, ...]]  # namespace -> routes
+    routes_by_parent: Mapping[str, tuple[HttpRoute, ...]]  # "<ns>/<service>" -> attached routes
+
+    @classmethod
+    def build(
+        cls,
+        workloads: Iterable[Workload],
+        services: Iterable[Service],
+        authz: Iterable[AuthorizationPolicy],
+        peerauthn: Iterable[PeerAuthentication],
+        routes: Iterable[HttpRoute],
+        trust_domain: str = DEFAULT_TRUST_DOMAIN,
+        *,
+        version: str | None = None,
+    ) -> MeshSnapshot:
+        """Sort and index; uids and (namespace, name) keys must be unique (ValueError if not)."""
+        workloads = tuple(sorted(workloads, key=lambda w: w.uid))
+        services = tuple(sorted(services, key=_namespaced_name))
+        authz = tuple(sorted(authz, key=_namespaced_name))
+        peerauthn = tuple(sorted(peerauthn, key=_namespaced_name))
+        routes = tuple(sorted(routes, key=_namespaced_name))
+        _unique("workload uid", [w.uid for w in workloads])
+        _unique("Service", [s.key for s in services])
+        _unique("AuthorizationPolicy", [p.key for p in authz])
+        _unique("PeerAuthentication", [p.key for p in peerauthn])
+        _unique("HTTPRoute", [r.key for r in routes])
+        content = (trust_domain, workloads, services, authz, peerauthn, routes)
+        return cls(
+            version=version or hashlib.sha256(repr(content).encode()).hexdigest()[:16],
+            trust_domain=trust_domain,
+            workloads=workloads,
+            services=services,
+            authorization_policies=authz,
+            peer_authentications=peerauthn,
+            http_routes=routes,
+            workloads_by_uid=_frozen({w.uid: w for w in workloads}),
+            workloads_by_address=_frozen(_by_address(workloads)),
+            workloads_by_identity=_group(workloads, lambda w: w.identity),
+            services_by_hostname=_frozen({s.hostname: s for s in services}),
+            services_by_vip=_frozen({vip: s for s in reversed(services) for vip in s.vips}),
+            authz_by_namespace=_group(authz, lambda p: p.namespace),
+            peer_authn_by_namespace=_group(peerauthn, lambda p: p.namespace),
+            routes_by_namespace=_group(routes, lambda r: r.namespace),
+            routes_by_parent=_routes_by_parent(routes),
+        )
+
+    def service(self, namespace: str, name: str) -> Service | None:
+        return self.services_by_hostname.get(service_hostname(namespace, name))
+
+    def authorization_policy(self, namespace: str, name: str) -> AuthorizationPolicy | None:
+        return _named(self.authz_by_namespace.get(namespace, ()), name)
+
+    def peer_authentication(self, namespace: str, name: str) -> PeerAuthentication | None:
+        return _named(self.peer_authn_by_namespace.get(namespace, ()), name)
+
+    def http_route(self, namespace: str, name: str) -> HttpRoute | None:
+        return _named(self.routes_by_namespace.get(namespace, ()), name)
+
+
+def _unique(what: str, keys: list[str]) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"duplicate {what} {key!r} in one snapshot")
+        seen.add(key)
+
+
+def _by_address(workloads: tuple[Workload, ...]) -> dict[str, Workload]:
+    """IP -> workload; when two pods claim one IP (a reused address), a ready one wins, then uid."""
+    index: dict[str, Workload] = {}
+    for workload in sorted(workloads, key=lambda w: (not w.ready, w.uid), reverse=True):
+        for address in workload.addresses:
+            index[address] = workload
+    return index
+
+
+def _routes_by_parent(routes: tuple[HttpRoute, ...]) -> Mapping[str, tuple[HttpRoute, ...]]:
+    """Service key -> routes; a route naming two ports of one Service is listed once."""
+    grouped: dict[str, list[HttpRoute]] = {}
+    for route in routes:
+        for key in dict.fromkeys(parent.key for parent in route.parents):
+            grouped.setdefault(key, []).append(route)
+    return _frozen({key: tuple(items) for key, items in grouped.items()})
+
+
+def _namespaced_name(obj: Service | AuthorizationPolicy | PeerAuthentication | HttpRoute):
+    return (obj.namespace, obj.name)
+
+
+def _named(items: tuple, name: str):
+    return next((item for item in items if item.name == name), None)

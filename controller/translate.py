@@ -1,0 +1,513 @@
+"""Registry objects -> mesh model: one pure function, `translate`, and the rules it applies.
+
+Input is every object the registry holds, as Kubernetes-shaped dicts: in local mode the store's
+objects plus the runtime's pods (`status.json`'s "pods"), in Kubernetes mode what the API server
+lists. Kinds the mesh does not read (Deployment, ServiceAccount, ...) are passed over.
+
+- A Pod is a Workload once it runs: it has an address (status.podIP/podIPs) and has not finished
+  (phase Succeeded/Failed). The store's own Pod objects are intents without a status, and are
+  passed over: the runtime's published pod for them is the workload. Host-network pods are not
+  workloads either (they have no netns of their own to capture; Istio skips them too).
+- Enrollment: the namespace carries `nodemesh.io/dataplane-mode: ambient` and the pod is not
+  labelled `nodemesh.io/dataplane-mode: none`. A namespace with no Namespace object (deleted, or a
+  built-in one never applied) has no labels, so its pods are not enrolled.
+- Waypoint: the object's own `nodemesh.io/use-waypoint` label (pod or Service) wins over its
+  namespace's; the value `none` opts out of the namespace's waypoint. Gateway pods (waypoints
+  themselves) never get a waypoint.
+- Service endpoints: ready pods of the Service's namespace that its selector picks (enrolled or
+  not), with named targetPorts resolved per pod as Kubernetes does.
+- AuthorizationPolicy, PeerAuthentication and HTTPRoute go through nodemesh.manifests' validator
+  and normalizer (idempotent on objects the store already normalized), so the model only ever sees
+  specs of the documented shape, also when they come from a Kubernetes API server.
+
+A broken object becomes a `TranslateError` and is left out; it never raises and never stops the
+rest from translating.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from controller.model import (
+    DATAPLANE_MODE_AMBIENT,
+    DATAPLANE_MODE_LABEL,
+    DATAPLANE_MODE_NONE,
+    DEFAULT_ROOT_NAMESPACE,
+    DEFAULT_TRUST_DOMAIN,
+    NO_WAYPOINT,
+    USE_WAYPOINT_LABEL,
+    AuthorizationPolicy,
+    Condition,
+    Endpoint,
+    HttpRoute,
+    Labels,
+    MeshSnapshot,
+    Operation,
+    PeerAuthentication,
+    RouteParent,
+    Rule,
+    Service,
+    ServicePort,
+    Source,
+    TargetRef,
+    Workload,
+    canonical_json,
+    freeze_labels,
+    rules_need_l7,
+    service_hostname,
+)
+from nodemesh.identity import SpiffeId, check_trust_domain
+from nodemesh.local.workloads import resolve_target_port, selects
+from nodemesh.manifests.validate import validate_object
+
+# Gateway API implementations label a gateway's pods with it; a waypoint must not loop to itself.
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+_FINISHED_PHASES = ("Succeeded", "Failed")
+_SERVICE_PARENT_GROUPS = ("", "core")
+
+
+@dataclass(frozen=True)
+class TranslateError:
+    """One object left out of the model, and why."""
+
+    kind: str  # the object's kind ("" if it has none)
+    namespace: str  # its namespace ("" for cluster-scoped or unknown)
+    name: str  # its name ("" if it has none)
+    message: str  # what is wrong, written for the operator
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class TranslateResult:
+    snapshot: MeshSnapshot  # the model of every object that translated
+    errors: tuple[TranslateError, ...]  # the objects that did not (by kind, then input order)
+
+
+class _Invalid(ValueError):
+    """An object the mesh cannot use; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class _Pod:
+    """A workload and what endpoint resolution still needs from its pod."""
+
+    workload: Workload
+    containers: tuple[dict, ...]
+
+
+def translate(
+    objects: Iterable[dict],
+    *,
+    trust_domain: str = DEFAULT_TRUST_DOMAIN,
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+) -> TranslateResult:
+    """The mesh model of `objects`; the broken ones are reported in `errors` and left out."""
+    check_trust_domain(trust_domain)  # a configuration bug, not a bad object: raises
+    errors: list[TranslateError] = []
+    by_kind = _partition(objects, errors)
+    namespaces = _namespace_labels(by_kind.get("Namespace", []), errors)
+
+    def each(kind: str, convert: Callable[[dict], Any]) -> list:
+        results = (_guarded(obj, convert, errors) for obj in by_kind.get(kind, []))
+        return [result for result in results if result is not None]
+
+    pods = _unique_by(
+        each("Pod", lambda obj: _pod(obj, namespaces, trust_domain)),
+        lambda pod: pod.workload.uid,
+        lambda pod: ("Pod", pod.workload.namespace, pod.workload.name),
+        "another pod has the same metadata.uid",
+        errors,
+    )
+    pods_by_namespace: dict[str, list[_Pod]] = {}
+    for pod in pods:
+        pods_by_namespace.setdefault(pod.workload.namespace, []).append(pod)
+    services = each("Service", lambda obj: _service(obj, namespaces, pods_by_namespace))
+    services = _unique_vips(_unique_keys(services, "Service", errors), errors)
+    authz = each("AuthorizationPolicy", lambda obj: _authorization_policy(obj, root_namespace))
+    peerauthn = each("PeerAuthentication", lambda obj: _peer_authentication(obj, root_namespace))
+    routes = each("HTTPRoute", _http_route)
+    snapshot = MeshSnapshot.build(
+        [pod.workload for pod in pods],
+        services,
+        _unique_keys(authz, "AuthorizationPolicy", errors),
+        _unique_keys(peerauthn, "PeerAuthentication", errors),
+        _unique_keys(routes, "HTTPRoute", errors),
+        trust_domain,
+    )
+    return TranslateResult(snapshot, tuple(errors))
+
+
+# --- the rules, as small pure functions -----------------------------------------------------------
+
+
+def is_enrolled(namespace_labels: dict[str, str], pod_labels: dict[str, str]) -> bool:
+    """Ambient enrollment: the namespace opts in, the pod may opt out."""
+    return (
+        namespace_labels.get(DATAPLANE_MODE_LABEL) == DATAPLANE_MODE_AMBIENT
+        and pod_labels.get(DATAPLANE_MODE_LABEL) != DATAPLANE_MODE_NONE
+    )
+
+
+def waypoint_for(own_labels: dict[str, str], namespace_labels: dict[str, str]) -> str:
+    """The waypoint name: the object's own label, else its namespace's; `none` means no waypoint."""
+    if GATEWAY_NAME_LABEL in own_labels:
+        return ""  # a waypoint's own pods: sending their traffic to a waypoint would loop
+    name = own_labels.get(USE_WAYPOINT_LABEL) or namespace_labels.get(USE_WAYPOINT_LABEL) or ""
+    return "" if name == NO_WAYPOINT else name
+
+
+def owner_of(metadata: dict[str, Any]) -> str:
+    """ "Kind/name" of the pod's controller; a Deployment's ReplicaSet gives the Deployment."""
+    refs = metadata.get("ownerReferences") or []
+    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+    if not ref:
+        return ""
+    kind, name = ref["kind"], ref["name"]
+    template_hash = (metadata.get("labels") or {}).get(TEMPLATE_HASH_LABEL)
+    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+        return f"Deployment/{name[: -len(template_hash) - 1]}"
+    return f"{kind}/{name}"
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    """Ready condition True and not being deleted (terminating pods take no new connections)."""
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp") or status.get("display") == "Terminating":
+        return False
+    conditions = status.get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+# --- objects --------------------------------------------------------------------------------------
+
+
+def _partition(objects: Iterable[dict], errors: list[TranslateError]) -> dict[str, list[dict]]:
+    by_kind: dict[str, list[dict]] = {}
+    for obj in objects:
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        if not isinstance(kind, str) or not isinstance(meta, dict):
+            message = "not an object with kind and metadata; the registry handed over garbage"
+            errors.append(TranslateError(kind if isinstance(kind, str) else "", "", "", message))
+            continue
+        if not isinstance(meta.get("name"), str) or not meta["name"]:
+            errors.append(TranslateError(kind, _namespace(meta), "", "metadata.name is missing"))
+            continue
+        by_kind.setdefault(kind, []).append(obj)
+    return by_kind
+
+
+def _namespace(meta: dict) -> str:
+    namespace = meta.get("namespace")
+    return namespace if isinstance(namespace, str) else ""
+
+
+def _guarded(obj: dict, convert: Callable[[dict], Any], errors: list[TranslateError]) -> Any:
+    """convert(obj), or None with the reason recorded: one bad object never stops the others."""
+    meta = obj["metadata"]
+    try:
+        return convert(obj)
+    except _Invalid as exc:
+        message = str(exc)
+    except KeyError as exc:
+        message = f"malformed object: required field {exc} is missing"
+    except (TypeError, ValueError, AttributeError) as exc:
+        message = f"malformed object: {exc}"
+    errors.append(TranslateError(obj["kind"], _namespace(meta), meta["name"], message))
+    return None
+
+
+def _namespace_labels(namespaces: list[dict], errors: list[TranslateError]) -> dict[str, dict]:
+    labels = {}
+    for obj in namespaces:
+        frozen = _guarded(obj, lambda o: freeze_labels(o["metadata"].get("labels")), errors)
+        labels[obj["metadata"]["name"]] = dict(frozen or ())
+    return labels
+
+
+def _pod(obj: dict, namespaces: dict[str, dict], trust_domain: str) -> _Pod | None:
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    status = obj.get("status") or {}
+    addresses = _pod_addresses(status)
+    if not addresses or status.get("phase") in _FINISHED_PHASES:
+        return None  # not running (yet, or any more): nothing to route to
+    if spec.get("hostNetwork"):
+        return None  # the node's own address and netns: nothing the mesh can capture (as Istio)
+    namespace = _required(meta, "namespace", "metadata")
+    labels = freeze_labels(meta.get("labels"))
+    namespace_labels = namespaces.get(namespace, {})
+    service_account = spec.get("serviceAccountName") or "default"
+    sandbox = obj.get("sandbox") or {}
+    workload = Workload(
+        uid=_required(meta, "uid", "metadata"),
+        name=meta["name"],
+        namespace=namespace,
+        node=_required(spec, "nodeName", "spec"),
+        addresses=addresses,
+        service_account=service_account,
+        identity=str(SpiffeId(trust_domain, namespace, service_account)),
+        labels=labels,
+        enrolled=is_enrolled(namespace_labels, dict(labels)),
+        waypoint=waypoint_for(dict(labels), namespace_labels),
+        ready=is_ready(obj),
+        netns=sandbox.get("netns") or "",
+        cgroup=sandbox.get("cgroup") or "",
+        owner=owner_of(meta),
+    )
+    return _Pod(workload, tuple(spec.get("containers") or ()))
+
+
+def _pod_addresses(status: dict) -> tuple[str, ...]:
+    listed = [entry["ip"] for entry in status.get("podIPs") or []]
+    primary = [status["podIP"]] if status.get("podIP") else []
+    return tuple(dict.fromkeys(_ip(address, "status.podIP") for address in primary + listed))
+
+
+def _required(obj: dict, key: str, where: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise _Invalid(f"{where}.{key} is missing")
+    return value
+
+
+def _ip(value: object, field: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))  # type: ignore[arg-type]
+    except ValueError:
+        raise _Invalid(f"{field}: {value!r} is not an IP address") from None
+
+
+def _service(obj: dict, namespaces: dict[str, dict], pods: dict[str, list[_Pod]]) -> Service:
+    meta, spec = obj["metadata"], obj["spec"]
+    namespace = _required(meta, "namespace", "metadata")
+    labels = dict(freeze_labels(meta.get("labels")))
+    ports = tuple(_service_port(port) for port in spec.get("ports") or [])
+    selector = dict(freeze_labels(spec.get("selector")))
+    members = [
+        pod
+        for pod in pods.get(namespace, [])
+        if pod.workload.ready and selects(selector, dict(pod.workload.labels))
+    ]
+    members.sort(key=lambda pod: _address_order(pod.workload.addresses[0]))
+    return Service(
+        name=meta["name"],
+        namespace=namespace,
+        hostname=service_hostname(namespace, meta["name"]),
+        vips=_vips(spec),
+        ports=ports,
+        endpoints=tuple(_endpoint(pod, ports) for pod in members),
+        waypoint=waypoint_for(labels, namespaces.get(namespace, {})),
+    )
+
+
+def _address_order(address: str) -> tuple[int, int]:
+    ip = ipaddress.ip_address(address)
+    return (ip.version, int(ip))
+
+
+def _service_port(port: dict) -> ServicePort:
+    number = port["port"]
+    if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 65535:
+        raise _Invalid(f"spec.ports: port {number!r} is not a port number 1-65535")
+    target = port.get("targetPort", number)
+    if isinstance(target, str) and target.isdigit():
+        target = int(target)
+    if not isinstance(target, int | str) or isinstance(target, bool) or target in ("", 0):
+        raise _Invalid(f"spec.ports: targetPort {target!r} is neither a port number nor a name")
+    return ServicePort(
+        name=port.get("name") or "",
+        port=number,
+        target_port=target,
+        protocol=port.get("protocol") or "TCP",
+        app_protocol=port.get("appProtocol") or "",
+    )
+
+
+def _vips(spec: dict) -> tuple[str, ...]:
+    listed = [spec.get("clusterIP"), *(spec.get("clusterIPs") or [])]
+    vips = [_ip(ip, "spec.clusterIP") for ip in listed if ip and ip != "None"]
+    return tuple(dict.fromkeys(vips))
+
+
+def _endpoint(pod: _Pod, ports: tuple[ServicePort, ...]) -> Endpoint:
+    resolved = ((p.port, resolve_target_port(p.target_port, pod.containers)) for p in ports)
+    return Endpoint(
+        workload_uid=pod.workload.uid,
+        address=pod.workload.addresses[0],
+        ports=tuple((port, target) for port, target in resolved if target is not None),
+    )
+
+
+# --- policies and routes --------------------------------------------------------------------------
+
+
+def _validated(obj: dict) -> dict:
+    """nodemesh.manifests' validation and defaults; the normalized copy, or _Invalid."""
+    manifest, problems = validate_object(obj, "registry", 1, None)
+    if manifest is None:
+        details = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+        raise _Invalid(f"invalid {obj['kind']}: {details}")
+    return manifest.obj
+
+
+def _selector(spec: dict) -> Labels | None:
+    """Istio's WorkloadSelector; an empty one selects as much as none does, so it becomes None."""
+    labels = freeze_labels((spec.get("selector") or {}).get("matchLabels"))
+    return labels or None
+
+
+def _authorization_policy(obj: dict, root_namespace: str) -> AuthorizationPolicy:
+    obj = _validated(obj)
+    meta, spec = obj["metadata"], obj["spec"]
+    rules = tuple(_rule(rule) for rule in spec["rules"])
+    return AuthorizationPolicy(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        selector=_selector(spec),
+        target_refs=tuple(
+            _target_ref(ref, meta["namespace"]) for ref in spec.get("targetRefs") or []
+        ),
+        action=spec["action"],
+        rules=rules,
+        is_root=meta["namespace"] == root_namespace,
+        needs_l7=rules_need_l7(rules),
+    )
+
+
+def _target_ref(ref: dict, namespace: str) -> TargetRef:
+    return TargetRef(
+        group=ref.get("group") or "",
+        kind=ref["kind"],
+        name=ref["name"],
+        namespace=ref.get("namespace") or namespace,
+    )
+
+
+def _strings(obj: dict, key: str) -> tuple[str, ...]:
+    return tuple(obj.get(key) or ())
+
+
+def _rule(rule: dict) -> Rule:
+    return Rule(
+        sources=tuple(_source(entry["source"]) for entry in rule.get("from") or []),
+        operations=tuple(_operation(entry["operation"]) for entry in rule.get("to") or []),
+        conditions=tuple(
+            Condition(c["key"], _strings(c, "values"), _strings(c, "notValues"))
+            for c in rule.get("when") or []
+        ),
+    )
+
+
+def _source(source: dict) -> Source:
+    return Source(
+        principals=_strings(source, "principals"),
+        not_principals=_strings(source, "notPrincipals"),
+        request_principals=_strings(source, "requestPrincipals"),
+        not_request_principals=_strings(source, "notRequestPrincipals"),
+        namespaces=_strings(source, "namespaces"),
+        not_namespaces=_strings(source, "notNamespaces"),
+        ip_blocks=_strings(source, "ipBlocks"),
+        not_ip_blocks=_strings(source, "notIpBlocks"),
+        remote_ip_blocks=_strings(source, "remoteIpBlocks"),
+        not_remote_ip_blocks=_strings(source, "notRemoteIpBlocks"),
+    )
+
+
+def _operation(operation: dict) -> Operation:
+    return Operation(
+        hosts=_strings(operation, "hosts"),
+        not_hosts=_strings(operation, "notHosts"),
+        ports=_strings(operation, "ports"),
+        not_ports=_strings(operation, "notPorts"),
+        methods=_strings(operation, "methods"),
+        not_methods=_strings(operation, "notMethods"),
+        paths=_strings(operation, "paths"),
+        not_paths=_strings(operation, "notPaths"),
+    )
+
+
+def _peer_authentication(obj: dict, root_namespace: str) -> PeerAuthentication:
+    obj = _validated(obj)
+    meta, spec = obj["metadata"], obj["spec"]
+    port_level = spec.get("portLevelMtls") or {}
+    return PeerAuthentication(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        selector=_selector(spec),
+        mode=spec["mtls"]["mode"],
+        port_level=tuple(sorted((port, mtls["mode"]) for port, mtls in port_level.items())),
+        is_root=meta["namespace"] == root_namespace,
+    )
+
+
+def _http_route(obj: dict) -> HttpRoute:
+    obj = _validated(obj)
+    meta, spec = obj["metadata"], obj["spec"]
+    parents = tuple(
+        RouteParent(
+            namespace=ref.get("namespace") or meta["namespace"],
+            name=ref["name"],
+            port=ref.get("port") or 0,
+            section_name=ref.get("sectionName") or "",
+        )
+        for ref in spec["parentRefs"]
+        if ref["kind"] == "Service" and ref["group"] in _SERVICE_PARENT_GROUPS
+    )
+    if not parents:
+        raise _Invalid(
+            "no parentRef is a Service: nodemesh attaches HTTPRoutes to Services (Gateway API "
+            "GAMMA); set parentRefs[].group: '' and parentRefs[].kind: Service"
+        )
+    return HttpRoute(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        parents=parents,
+        hostnames=tuple(spec["hostnames"]),
+        rules=canonical_json(spec["rules"]),
+    )
+
+
+# --- cross-object uniqueness ----------------------------------------------------------------------
+
+
+def _unique_by(items, key, describe, reason: str, errors: list[TranslateError]) -> list:
+    """The first item of each key; every later one is reported and left out."""
+    kept: dict[Any, Any] = {}
+    for item in items:
+        if key(item) in kept:
+            errors.append(TranslateError(*describe(item), reason))
+        else:
+            kept[key(item)] = item
+    return list(kept.values())
+
+
+def _unique_keys(items: list, kind: str, errors: list[TranslateError]) -> list:
+    return _unique_by(
+        items,
+        lambda obj: obj.key,
+        lambda obj: (kind, obj.namespace, obj.name),
+        f"another {kind} has the same namespace and name",
+        errors,
+    )
+
+
+def _unique_vips(services: list[Service], errors: list[TranslateError]) -> list[Service]:
+    """A cluster IP belongs to one Service: the first by (namespace, name) keeps it."""
+    owners: dict[str, str] = {}
+    kept = []
+    for service in sorted(services, key=lambda s: (s.namespace, s.name)):
+        taken = [vip for vip in service.vips if vip in owners]
+        if taken:
+            message = f"cluster IP {taken[0]} is already Service {owners[taken[0]]}'s"
+            errors.append(TranslateError("Service", service.namespace, service.name, message))
+            continue
+        owners.update(dict.fromkeys(service.vips, service.key))
+        kept.append(service)
+    return kept
