@@ -13,6 +13,7 @@ that tells an operator what to check.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -28,6 +29,7 @@ from nodemesh.proto import ca_pb2, ca_pb2_grpc
 log = logging.getLogger("nodemesh.controller.ca")
 MAX_TTL = timedelta(hours=24)
 MIN_TTL = timedelta(minutes=10)
+ISSUED_RECORDS = 1000
 
 
 def ttl_from(seconds: int) -> timedelta:
@@ -82,17 +84,30 @@ class CertificateServices:
         self.tokens = tokens
         self.service_accounts_on = service_accounts_on
         self.metrics = metrics
+        # What was signed, newest last: `meshctl certs` shows it until agents serve their own.
+        self.issued: deque[dict] = deque(maxlen=ISSUED_RECORDS)
 
     async def _refuse(self, context, exc: _Refusal):
         self.metrics.refused.labels(exc.reason).inc()
         log.warning("certificate refused (%s): %s", exc.reason, exc)
         await context.abort(exc.code, str(exc))
 
-    def _sign(self, csr: str, identity, seconds: int, kind: str):
+    def _sign(self, csr: str, identity, seconds: int, kind: str, caller: str = ""):
         try:
             issued = self.ca.sign_csr(csr.encode(), identity, ttl=ttl_from(seconds))
         except CaError as exc:
             raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, "bad_csr", str(exc)) from exc
+        self.issued.append(
+            {
+                "identity": str(identity),
+                "kind": kind,
+                "requestedBy": caller or str(identity),
+                "serial": f"{issued.serial:x}",
+                "notBefore": issued.not_before.isoformat(),
+                "notAfter": issued.not_after.isoformat(),
+                "pem": issued.cert_pem.decode(),
+            }
+        )
         self.metrics.issued.labels(kind).inc()
         self.metrics.leaf_expiry.labels(kind).set(issued.not_after.timestamp())
         log.info("issued %s certificate for %s until %s", kind, identity, issued.not_after)
@@ -132,7 +147,9 @@ class CertificateServices:
             except (AuthError, IdentityError) as exc:
                 raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, "bad_identity", str(exc)) from exc
             self._authorize(caller, wanted)
-            return self._sign(request.csr, wanted, request.validity_seconds, "workload")
+            return self._sign(
+                request.csr, wanted, request.validity_seconds, "workload", str(caller)
+            )
         except _Refusal as exc:
             await self._refuse(context, exc)
 

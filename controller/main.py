@@ -99,6 +99,7 @@ class Controller:
             },
             "/debug/config": config,
             "/debug/registry": lambda q: {"errors": [str(e) for e in self.errors]},
+            "/debug/certs": lambda q: {"issued": list(self.certs.issued)},
             "/debug/ca": lambda q: {
                 "trustDomain": self.ca.trust_domain,
                 "rootNotAfter": self.ca.root_not_after.isoformat(),

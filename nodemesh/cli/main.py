@@ -10,6 +10,7 @@ import click
 from nodemesh.cli.context import Ctx
 from nodemesh.cli.demo_cmd import demo
 from nodemesh.cli.local_cmds import local
+from nodemesh.cli.mesh_cmds import ca, certs, status
 from nodemesh.cli.objects import apply, delete, get
 from nodemesh.cli.pod_cmds import exec_, logs
 from nodemesh.local.state import DEFAULT_CLUSTER
@@ -30,7 +31,7 @@ def cli(click_ctx: click.Context, cluster: str) -> None:
     click_ctx.obj = Ctx(cluster=cluster)
 
 
-for command in (local, apply, delete, get, exec_, logs, demo):
+for command in (local, apply, delete, get, exec_, logs, demo, status, ca, certs):
     cli.add_command(command)
 
 

@@ -33,6 +33,10 @@ from nodemesh.local.credentials import create_node_tokens
 from nodemesh.local.launch import ETC_NETNS
 from nodemesh.local.runtime import load_plan
 from nodemesh.local.state import StateDir, list_clusters, read_json, write_json_atomic
+from nodemesh.local.store import Store
+from nodemesh.local.system import CONTROLLER, SYSTEM_NAMESPACE, system_manifest
+from nodemesh.local.wait import wait_for
+from nodemesh.manifests.load import parse_documents
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -54,6 +58,7 @@ def up(state: StateDir, nodes: int) -> UpResult:
     if state.exists():
         plan = load_plan(state)
         if state.daemon_pid():
+            install_system(state, plan)
             return UpResult(plan, False, f"cluster {state.cluster!r} is already up")
         missing = [
             n for n in [plan.hub_netns, *(x.netns for x in plan.nodes)] if not netns.netns_exists(n)
@@ -64,6 +69,7 @@ def up(state: StateDir, nodes: int) -> UpResult:
                 f"run 'meshctl local down' and then 'meshctl local up' again"
             )
         start_runtime(state)
+        install_system(state, plan)
         return UpResult(plan, False, f"cluster {state.cluster!r} was up; restarted its runtime")
     leftovers = netns.list_netns(cluster_netns_prefix(state.cluster))
     if leftovers:
@@ -81,7 +87,25 @@ def up(state: StateDir, nodes: int) -> UpResult:
     create_node_tokens(state, [n.name for n in plan.nodes])
     network.create_cluster_network(plan)
     start_runtime(state)
+    install_system(state, plan)
     return UpResult(plan, True, f"cluster {state.cluster!r} is up with {nodes} nodes")
+
+
+def install_system(state: StateDir, plan: ClusterPlan, timeout: float = 60.0) -> None:
+    """Apply the mesh's own components (idempotent) and wait until the controller is ready."""
+    manifests = parse_documents(system_manifest(state, plan), "<nodemesh-system>")
+    store = Store(state)
+    store.apply(manifests)
+    wake_runtime(state)
+    waiting = wait_for(
+        state, store.generation(), [m.obj for m in manifests], deleted=False, timeout=timeout
+    )
+    if waiting:
+        raise ClusterError(
+            "the controller did not become ready:\n  "
+            + "\n  ".join(waiting)
+            + f"\nsee 'meshctl logs {CONTROLLER} -n {SYSTEM_NAMESPACE}'"
+        )
 
 
 def start_runtime(state: StateDir) -> int:
