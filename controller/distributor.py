@@ -65,13 +65,48 @@ def subscriber_for(identity) -> tuple[str, str, Scope]:
     return f"waypoint/{ns}/{name}", "waypoint", lambda snap: scope.for_waypoint(snap, ns, name)
 
 
-def wanted_for(snapshot: MeshSnapshot, keys) -> dict[str, dict[str, XdsResource]]:
+class ResourceCache:
+    """Serialized resources reused across snapshots while their model object is unchanged.
+
+    Serializing and hashing every resource of every subscriber on every change costs ~25 µs each
+    (0.25 s for 11,000); model objects are frozen dataclasses, so an equality check tells whether
+    the previous bytes are still right. Entries not used by the latest build are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[object, XdsResource]] = {}
+        self._used: set[tuple[str, str]] = set()
+
+    def resource(self, snapshot: MeshSnapshot, key) -> XdsResource | None:
+        obj = resources.lookup(snapshot, key)
+        if obj is None:
+            return None
+        ident = (key.type_url, key.name)
+        self._used.add(ident)
+        cached = self._entries.get(ident)
+        if cached is not None and cached[0] == obj:
+            return cached[1]
+        res = XdsResource.build(
+            key.type_url, key.name, resources.to_message(obj).SerializeToString()
+        )
+        self._entries[ident] = (obj, res)
+        return res
+
+    def sweep(self) -> None:
+        """Forget resources no subscriber asked for since the last sweep."""
+        self._entries = {k: v for k, v in self._entries.items() if k in self._used}
+        self._used = set()
+
+
+def wanted_for(
+    snapshot: MeshSnapshot, keys, cache: ResourceCache | None = None
+) -> dict[str, dict[str, XdsResource]]:
+    cache = cache or ResourceCache()
     out: dict[str, dict[str, XdsResource]] = {}
-    for type_url, by_name in resources.to_resources(snapshot, keys).items():
-        out[type_url] = {
-            name: XdsResource.build(type_url, name, msg.SerializeToString())
-            for name, msg in by_name.items()
-        }
+    for key in keys:
+        res = cache.resource(snapshot, key)
+        if res is not None:
+            out.setdefault(key.type_url, {})[key.name] = res
     return out
 
 
@@ -87,12 +122,14 @@ class Distributor(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self.snapshot: MeshSnapshot | None = None
         self.changed_at = time.monotonic()
         self.subscribers: dict[int, Subscriber] = {}
+        self.cache = ResourceCache()
 
     def publish(self, snapshot: MeshSnapshot, changed_at: float) -> None:
         """Offer a new snapshot to every subscriber (each gets only its scope)."""
         self.snapshot, self.changed_at = snapshot, changed_at
         for sub in list(self.subscribers.values()):
-            sub.offer(wanted_for(snapshot, sub.scope(snapshot)), snapshot.version)
+            sub.offer(wanted_for(snapshot, sub.scope(snapshot), self.cache), snapshot.version)
+        self.cache.sweep()
 
     def states(self) -> list[dict]:
         return sorted((s.state() for s in self.subscribers.values()), key=lambda s: s["id"])
@@ -138,7 +175,7 @@ class Distributor(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 sub.subscriptions[req.type_url] = DeltaSubscription(sub.id, req.type_url)
             dsub = sub.subscriptions[req.type_url]
             if new and self.snapshot is not None:
-                wanted = wanted_for(self.snapshot, sub.scope(self.snapshot))
+                wanted = wanted_for(self.snapshot, sub.scope(self.snapshot), self.cache)
                 dsub.on_snapshot(wanted.get(req.type_url, {}), self.snapshot.version)
             before = dsub.state().get("nacks", 0)
             try:

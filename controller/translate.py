@@ -26,6 +26,7 @@ rest from translating.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -125,10 +126,8 @@ def translate(
         "another pod has the same metadata.uid",
         errors,
     )
-    pods_by_namespace: dict[str, list[_Pod]] = {}
-    for pod in pods:
-        pods_by_namespace.setdefault(pod.workload.namespace, []).append(pod)
-    services = each("Service", lambda obj: _service(obj, namespaces, pods_by_namespace))
+    index = _ReadyPodIndex(pods)
+    services = each("Service", lambda obj: _service(obj, namespaces, index))
     services = _unique_vips(_unique_keys(services, "Service", errors), errors)
     authz = each("AuthorizationPolicy", lambda obj: _authorization_policy(obj, root_namespace))
     peerauthn = each("PeerAuthentication", lambda obj: _peer_authentication(obj, root_namespace))
@@ -278,23 +277,52 @@ def _required(obj: dict, key: str, where: str) -> str:
 
 
 def _ip(value: object, field: str) -> str:
+    canonical = _canonical_ip(value) if isinstance(value, str) else None
+    if canonical is None:
+        raise _Invalid(f"{field}: {value!r} is not an IP address")
+    return canonical
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical_ip(text: str) -> str | None:
+    """Parsing is most of a pod's translation cost and addresses repeat on every refresh."""
     try:
-        return str(ipaddress.ip_address(value))  # type: ignore[arg-type]
+        return str(ipaddress.ip_address(text))
     except ValueError:
-        raise _Invalid(f"{field}: {value!r} is not an IP address") from None
+        return None
 
 
-def _service(obj: dict, namespaces: dict[str, dict], pods: dict[str, list[_Pod]]) -> Service:
+class _ReadyPodIndex:
+    """Ready pods by (namespace, label key, label value), so a selector costs what it selects.
+
+    Matching every Service's selector against every pod is O(services × pods): 10 s for 1,000
+    services and 10,000 pods. Starting from the smallest posting list of the selector's pairs
+    makes it proportional to the endpoints found.
+    """
+
+    def __init__(self, pods: Iterable[_Pod]) -> None:
+        self._by_label: dict[tuple[str, str, str], list[_Pod]] = {}
+        for pod in pods:
+            if not pod.workload.ready:
+                continue
+            for key, value in pod.workload.labels:
+                self._by_label.setdefault((pod.workload.namespace, key, value), []).append(pod)
+
+    def selected(self, namespace: str, selector: dict[str, str]) -> list[_Pod]:
+        if not selector:
+            return []  # an empty selector selects nothing (endpoints are managed by hand)
+        postings = [self._by_label.get((namespace, k, v), []) for k, v in selector.items()]
+        smallest = min(postings, key=len)
+        return [pod for pod in smallest if selects(selector, dict(pod.workload.labels))]
+
+
+def _service(obj: dict, namespaces: dict[str, dict], pods: _ReadyPodIndex) -> Service:
     meta, spec = obj["metadata"], obj["spec"]
     namespace = _required(meta, "namespace", "metadata")
     labels = dict(freeze_labels(meta.get("labels")))
     ports = tuple(_service_port(port) for port in spec.get("ports") or [])
     selector = dict(freeze_labels(spec.get("selector")))
-    members = [
-        pod
-        for pod in pods.get(namespace, [])
-        if pod.workload.ready and selects(selector, dict(pod.workload.labels))
-    ]
+    members = pods.selected(namespace, selector)
     members.sort(key=lambda pod: _address_order(pod.workload.addresses[0]))
     return Service(
         name=meta["name"],
@@ -307,6 +335,7 @@ def _service(obj: dict, namespaces: dict[str, dict], pods: dict[str, list[_Pod]]
     )
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _address_order(address: str) -> tuple[int, int]:
     ip = ipaddress.ip_address(address)
     return (ip.version, int(ip))
