@@ -13,6 +13,7 @@ this process, for the name clients check (`CONTROLLER_NAME`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -59,6 +60,41 @@ def serving_credentials(ca: CertificateAuthority, ttl=timedelta(days=7)) -> Serv
     return ServingCredentials(key_pem=key_pem, chain_pem=issued.chain_pem)
 
 
+class ServingCertificates:
+    """The listeners' certificate and client trust bundle, renewed while the controller runs.
+
+    gRPC consults `fetch` at TLS handshakes; it returns a new configuration once the certificate
+    is past half its life or the CA's trust bundle changed (a root rotation), else None (keep the
+    current one). So a long-running controller never serves an expired certificate and starts
+    trusting a new root without a restart.
+    """
+
+    def __init__(self, ca: CertificateAuthority, ttl=timedelta(days=7), clock=time.time) -> None:
+        self.ca, self.ttl, self.clock = ca, ttl, clock
+        self._issue()
+
+    def _issue(self) -> None:
+        self.current = serving_credentials(self.ca, self.ttl)
+        self.bundle = self.ca.trust_bundle_pem()
+        self.renew_at = self.clock() + self.ttl.total_seconds() / 2
+
+    def configuration(self):
+        return grpc.ssl_server_certificate_configuration(
+            [(self.current.key_pem, self.current.chain_pem)], root_certificates=self.bundle
+        )
+
+    def fetch(self):
+        if self.clock() < self.renew_at and self.ca.trust_bundle_pem() == self.bundle:
+            return None
+        self._issue()
+        return self.configuration()
+
+    def server_credentials(self, *, require_client_auth: bool):
+        return grpc.dynamic_ssl_server_credentials(
+            self.configuration(), self.fetch, require_client_authentication=require_client_auth
+        )
+
+
 GRPC_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
@@ -77,17 +113,15 @@ class Listeners:
 
 
 def make_listeners(
-    creds: ServingCredentials, bundle_pem: bytes, host: str, mtls_port: int, bootstrap_port: int
+    certs: ServingCertificates, host: str, mtls_port: int, bootstrap_port: int
 ) -> Listeners:
     """Bind both listeners (port 0 picks a free one); services are added by the caller."""
-    pair = [(creds.key_pem, creds.chain_pem)]
     mtls = grpc.aio.server(options=GRPC_OPTIONS)
     bound_mtls = mtls.add_secure_port(
-        f"{host}:{mtls_port}",
-        grpc.ssl_server_credentials(pair, root_certificates=bundle_pem, require_client_auth=True),
+        f"{host}:{mtls_port}", certs.server_credentials(require_client_auth=True)
     )
     bootstrap = grpc.aio.server(options=GRPC_OPTIONS)
     bound_boot = bootstrap.add_secure_port(
-        f"{host}:{bootstrap_port}", grpc.ssl_server_credentials(pair)
+        f"{host}:{bootstrap_port}", certs.server_credentials(require_client_auth=False)
     )
     return Listeners(mtls, bootstrap, bound_mtls, bound_boot)

@@ -24,7 +24,7 @@ from controller.auth import NodeTokenAuthenticator
 from controller.ca import CertificateAuthority
 from controller.certs_service import CertificateServices, add_to_servers
 from controller.distributor import Distributor, subscriber_for, wanted_for
-from controller.listeners import BOOTSTRAP_PORT, MTLS_PORT, make_listeners, serving_credentials
+from controller.listeners import BOOTSTRAP_PORT, MTLS_PORT, ServingCertificates, make_listeners
 from controller.metrics import ControllerMetrics
 from controller.registry_local import LocalRegistry
 from controller.resources import from_resource, to_message
@@ -110,10 +110,9 @@ class Controller:
     async def start(self) -> None:
         """Open every listener; afterwards `ports` says where they are (port 0 picks one)."""
         self.refresh()
-        creds = serving_credentials(self.ca)
         args = self.args
         self.listeners = make_listeners(
-            creds, self.ca.trust_bundle_pem(), args.listen, args.mtls_port, args.bootstrap_port
+            ServingCertificates(self.ca), args.listen, args.mtls_port, args.bootstrap_port
         )
         add_to_servers(self.certs, self.listeners.bootstrap, self.listeners.mtls)
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from controller.auth import NodeTokenAuthenticator
 from controller.ca import CertificateAuthority
 from controller.certs_service import CertificateServices, add_to_servers
-from controller.listeners import make_listeners, serving_credentials
+from controller.listeners import ServingCertificates, make_listeners
 from controller.metrics import ControllerMetrics
 from nodemesh import controlplane
 from nodemesh.identity import NodeId, SpiffeId, identity_of_certificate
@@ -44,8 +44,8 @@ class Harness:
         )
 
     async def __aenter__(self):
-        creds = serving_credentials(self.ca)
-        self.listeners = make_listeners(creds, self.ca.trust_bundle_pem(), "127.0.0.1", 0, 0)
+        self.serving = ServingCertificates(self.ca)
+        self.listeners = make_listeners(self.serving, "127.0.0.1", 0, 0)
         add_to_servers(self.services, self.listeners.bootstrap, self.listeners.mtls)
         await self.listeners.mtls.start()
         await self.listeners.bootstrap.start()
@@ -236,3 +236,28 @@ def test_foreign_ca_and_expired_client_certificates_fail_the_handshake(tmp_path)
     codes, h = run(go())
     assert codes == [grpc.StatusCode.UNAVAILABLE] * 2  # no TLS session: nothing was served
     assert h.metrics.csr._value.get() == 1  # only the control call reached the service
+
+
+def test_serving_certificate_renews_at_half_life_and_follows_root_rotation(tmp_path):
+    now = [time.time()]
+    ca = CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+    serving = ServingCertificates(ca, ttl=timedelta(hours=2), clock=lambda: now[0])
+    first = serving.current.chain_pem
+    assert serving.fetch() is None  # young certificate, same bundle: keep it
+    now[0] += 3601  # past half of two hours
+    assert serving.fetch() is not None and serving.current.chain_pem != first
+    assert serving.fetch() is None
+    ca.rotate_root()
+    assert serving.fetch() is not None  # the new root must be trusted for client certificates
+    assert serving.bundle == ca.trust_bundle_pem()
+
+
+def test_clients_still_connect_after_the_serving_certificate_was_renewed(tmp_path):
+    async def go():
+        async with Harness(tmp_path) as h:
+            await h.node_identity("node1")
+            h.serving.renew_at = 0  # due now: the next handshake gets a fresh certificate
+            return await h.node_identity("node2")
+
+    issued = run(go())
+    assert leaf_identity(issued.chain_pem) == NodeId(TD, "node2")
