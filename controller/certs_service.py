@@ -12,6 +12,7 @@ that tells an operator what to check.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -118,7 +119,9 @@ class CertificateServices:
         self.metrics.csr.inc()
         try:
             try:
-                node = self.tokens.authenticate(bearer_token(context.invocation_metadata()))
+                token = bearer_token(context.invocation_metadata())
+                # TokenReview is a blocking HTTP call: keep it off the event loop.
+                node = await asyncio.to_thread(self.tokens.authenticate, token)
             except AuthError as exc:
                 raise _Refusal(
                     grpc.StatusCode.UNAUTHENTICATED, "bad_node_credential", str(exc)

@@ -21,11 +21,13 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from controller import admin
 from controller.auth import NodeTokenAuthenticator
+from controller.auth_kube import TokenReviewAuthenticator
 from controller.ca import CertificateAuthority
 from controller.certs_service import CertificateServices, add_to_servers
 from controller.distributor import Distributor, subscriber_for, wanted_for
 from controller.listeners import BOOTSTRAP_PORT, MTLS_PORT, ServingCertificates, make_listeners
 from controller.metrics import ControllerMetrics
+from controller.registry_kube import KubeRegistry, api_client_from
 from controller.registry_local import LocalRegistry
 from controller.resources import from_resource, to_message
 from controller.translate import translate
@@ -33,19 +35,26 @@ from nodemesh.identity import parse_any
 
 log = logging.getLogger("nodemesh.controller")
 POLL = 0.05
+SYNC_TIMEOUT = 30.0
+DEFAULT_KUBE_CA_DIR = "/var/lib/nodemesh/ca"  # a persistent volume or Secret mount in Kubernetes
 
 
 class Controller:
     def __init__(self, args: argparse.Namespace) -> None:
-        state = Path(args.local_state)
         self.args = args
-        self.ca = CertificateAuthority.load_or_create(
-            Path(args.ca_dir or state / "ca"), args.trust_domain
-        )
-        self.registry = LocalRegistry(state)
+        if args.local_state:
+            state = Path(args.local_state)
+            ca_dir = Path(args.ca_dir or state / "ca")
+            self.registry = LocalRegistry(state)
+            tokens = NodeTokenAuthenticator(state / "credentials" / "node-tokens.json")
+        else:
+            api = api_client_from(args.kubeconfig, in_cluster=args.in_cluster)
+            ca_dir = Path(args.ca_dir or DEFAULT_KUBE_CA_DIR)
+            self.registry = KubeRegistry(api)
+            tokens = TokenReviewAuthenticator(api)
+        self.ca = CertificateAuthority.load_or_create(ca_dir, args.trust_domain)
         self.metrics = ControllerMetrics(CollectorRegistry())
         self.metrics.root_expiry.set(self.ca.root_not_after.timestamp())
-        tokens = NodeTokenAuthenticator(state / "credentials" / "node-tokens.json")
         self.certs = CertificateServices(
             self.ca, tokens, self.registry.service_accounts_on, self.metrics
         )
@@ -109,6 +118,15 @@ class Controller:
 
     async def start(self) -> None:
         """Open every listener; afterwards `ports` says where they are (port 0 picks one)."""
+        if isinstance(self.registry, KubeRegistry):
+            self.registry.start()
+            synced = await asyncio.to_thread(self.registry.wait_synced, SYNC_TIMEOUT)
+            if not synced:
+                log.warning(
+                    "the API server has not listed every kind after %ss; serving what "
+                    "is known and catching up",
+                    SYNC_TIMEOUT,
+                )
         self.refresh()
         args = self.args
         self.listeners = make_listeners(
@@ -143,6 +161,8 @@ class Controller:
 
     async def stop(self, grace: float = 2.0) -> None:
         self._poller.cancel()
+        if isinstance(self.registry, KubeRegistry):
+            await asyncio.to_thread(self.registry.stop)
         self.admin.close()
         await self.listeners.mtls.stop(grace)
         await self.listeners.bootstrap.stop(grace)
@@ -163,10 +183,15 @@ def _decode(type_url: str, payload: bytes):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m controller")
-    p.add_argument(
-        "--local-state",
-        required=True,
-        help="local cluster state directory (store.json, status.json, credentials)",
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--local-state", help="local cluster state directory (store.json, status.json, credentials)"
+    )
+    source.add_argument("--kubeconfig", help="watch the Kubernetes API server of this kubeconfig")
+    source.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="watch the API server of the cluster this pod runs in",
     )
     p.add_argument("--ca-dir", help="CA directory (default: <local-state>/ca)")
     p.add_argument("--trust-domain", default="cluster.local")

@@ -1,0 +1,402 @@
+"""A recorded-response Kubernetes API server on 127.0.0.1, for Kubernetes-mode tests.
+
+It speaks real HTTP/1.1, so the official `kubernetes` client runs against it unmodified:
+
+- GET <collection> answers the List body the test set for that path (`set_list`), or the API
+  server's 404 Status for a resource it does not serve (a CRD that is not installed).
+- GET <collection>?watch=true answers 200 with a chunked stream, as the API server does. It
+  writes the events the test queued for that path (`send`), one JSON line each, and holds the
+  connection open for more until the test ends it (`end_watch`) or the server stops. An ERROR
+  event ends the stream after it is written, as the API server ends a watch after one.
+  A watch can be made to fail once with an HTTP error instead (`fail_next_watch`).
+- POST /apis/authentication.k8s.io/v1/tokenreviews answers a recorded TokenReview chosen by the
+  token (`set_token_review`); an unknown token gets an unauthenticated review.
+
+Every request is recorded (`requests`), so a test can check which resourceVersion a watch
+resumed from or that a cached token made no request at all. Bodies come from `recordings/`,
+written by hand in the shape a real API server sends; `served` turns manifests into what the API
+server would store for them (server-set metadata and the API's defaults).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import select
+import socket
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from kubernetes import client
+
+RECORDINGS = Path(__file__).parent / "recordings"
+TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+_END = object()  # queued by end_watch: finish the stream normally
+
+
+def recording(name: str):
+    """A recorded JSON body; a .jsonl file is a watch stream, one event per line."""
+    text = (RECORDINGS / name).read_text()
+    if name.endswith(".jsonl"):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return json.loads(text)
+
+
+def collection_path(api_version: str, plural: str) -> str:
+    return (
+        f"/api/{api_version}/{plural}"
+        if "/" not in api_version
+        else f"/apis/{api_version}/{plural}"
+    )
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: dict | None = None
+
+
+class FakeApiServer:
+    """Start it, point `api_client()` at it, script lists, watch events and token reviews."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._lists: dict[str, dict] = {}
+        self._queues: dict[str, list] = {}
+        self._reviews: dict[str, dict] = {}
+        self._failures: dict[str, list[tuple[int, dict]]] = {}
+        self._closing = False
+        self.requests: list[Request] = []
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd.fake = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="fake-apiserver"
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeApiServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._httpd.shutdown()
+        self._httpd.close_connections()
+        self._httpd.server_close()  # joins every handler thread
+        self._thread.join()
+
+    def api_client(self) -> client.ApiClient:
+        configuration = client.Configuration(host=self.url)
+        configuration.connection_pool_maxsize = 16
+        return client.ApiClient(configuration)
+
+    # --- scripting ----------------------------------------------------------------------------
+
+    def set_list(self, path: str, body: dict) -> None:
+        with self._cond:
+            self._lists[path] = body
+
+    def remove_list(self, path: str) -> None:
+        with self._cond:
+            self._lists.pop(path, None)
+
+    def send(self, path: str, *events: dict) -> None:
+        """Queue watch events for `path`; the open watch (or the next one) writes them."""
+        with self._cond:
+            self._queues.setdefault(path, []).extend(events)
+            self._cond.notify_all()
+
+    def end_watch(self, path: str) -> None:
+        """End the watch on `path` normally, as the API server does at its timeoutSeconds."""
+        self.send(path, _END)
+
+    def fail_next_watch(self, path: str, status: int, body: dict) -> None:
+        """Answer the next watch request on `path` with an error status instead of a stream."""
+        with self._cond:
+            self._failures.setdefault(path, []).append((status, body))
+
+    def set_token_review(self, token: str, review: dict) -> None:
+        with self._cond:
+            self._reviews[token] = review
+
+    def watches(self, path: str) -> list[Request]:
+        with self._cond:
+            return [r for r in self.requests if r.path == path and r.query.get("watch") == "true"]
+
+    # --- the handler's side -------------------------------------------------------------------
+
+    def _record(self, request: Request) -> None:
+        with self._cond:
+            self.requests.append(request)
+
+    def _list(self, path: str) -> dict | None:
+        with self._cond:
+            return self._lists.get(path)
+
+    def _failure(self, path: str) -> tuple[int, dict] | None:
+        with self._cond:
+            failures = self._failures.get(path)
+            return failures.pop(0) if failures else None
+
+    def _next_event(self, path: str, wait: float):
+        """The next queued event for `path`, _END, or None if nothing came within `wait`."""
+        with self._cond:
+            queue = self._queues.setdefault(path, [])
+            if not queue and not self._closing:
+                self._cond.wait(wait)
+            if self._closing:
+                return _END
+            return queue.pop(0) if queue else None
+
+    def _review(self, spec: dict) -> dict:
+        with self._cond:
+            review = copy.deepcopy(self._reviews.get(spec.get("token")))
+        if review is None:
+            review = recording("tokenreview-invalid.json")
+        review["spec"] = spec
+        return review
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() joins handler threads: nothing outlives stop()
+    fake: FakeApiServer
+
+    def __init__(self, *args) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args)
+
+    def process_request(self, request, client_address) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up mid-stream is expected here; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    def close_connections(self) -> None:
+        """Wake handlers waiting for the next request on a kept-alive connection."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        fake = self.server.fake
+        fake._record(Request("GET", url.path, query))
+        body = fake._list(url.path)
+        if body is None:
+            self._json(404, recording("status-notfound.json"))
+        elif query.get("watch") == "true":
+            failure = fake._failure(url.path)
+            if failure is not None:
+                self._json(*failure)
+            else:
+                self._watch(url.path)
+        else:
+            self._json(200, body)
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        fake = self.server.fake
+        fake._record(Request("POST", url.path, {}, body))
+        if url.path != TOKEN_REVIEWS:
+            self._json(404, recording("status-notfound.json"))
+            return
+        self._json(201, fake._review(body.get("spec") or {}))
+
+    def _json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _watch(self, path: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        while True:
+            event = self.server.fake._next_event(path, 0.05)
+            if event is None:
+                if self._client_gone():
+                    self.close_connection = True
+                    return
+                continue
+            if event is _END:
+                break
+            line = json.dumps(event).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            if event.get("type") == "ERROR":
+                break
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _client_gone(self) -> bool:
+        """True once the client closed its end (a stopped registry): stop serving its watch."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+
+# --- what an API server stores for a manifest --------------------------------------------------
+
+_PLURALS = {
+    "Namespace": "namespaces",
+    "ServiceAccount": "serviceaccounts",
+    "Service": "services",
+    "Pod": "pods",
+    "AuthorizationPolicy": "authorizationpolicies",
+    "PeerAuthentication": "peerauthentications",
+    "HTTPRoute": "httproutes",
+}
+CREATED = "2025-06-02T09:14:27Z"
+
+
+def served(objects: list[dict], resource_version: str) -> dict[str, dict]:
+    """Collection path -> the List body an API server would answer for `objects`."""
+    lists: dict[str, dict] = {}
+    for number, obj in enumerate(objects, start=1):
+        path = collection_path(obj["apiVersion"], _PLURALS[obj["kind"]])
+        body = lists.setdefault(
+            path,
+            {
+                "kind": f"{obj['kind']}List",
+                "apiVersion": obj["apiVersion"],
+                "metadata": {"resourceVersion": resource_version},
+                "items": [],
+            },
+        )
+        body["items"].append(stored(obj, str(int(resource_version) - 100 + number)))
+    return lists
+
+
+def stored(obj: dict, resource_version: str) -> dict:
+    """`obj` as a list item: server-set metadata, the API's defaults, no apiVersion or kind."""
+    item = copy.deepcopy(obj)
+    kind = item.pop("kind")
+    api_version = item.pop("apiVersion")
+    meta = item.setdefault("metadata", {})
+    name, namespace = meta["name"], meta.get("namespace")
+    meta["uid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{namespace}/{name}"))
+    meta["resourceVersion"] = resource_version
+    meta["creationTimestamp"] = CREATED
+    meta["managedFields"] = [
+        {
+            "manager": "kubectl-client-side-apply",
+            "operation": "Update",
+            "apiVersion": api_version,
+            "time": CREATED,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {}, "f:spec": {}},
+        }
+    ]
+    if "/" in api_version:
+        meta["generation"] = 1
+    if kind in _DEFAULTS:
+        _DEFAULTS[kind](item)
+    return item
+
+
+def _namespace_defaults(item: dict) -> None:
+    item["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = item["metadata"][
+        "name"
+    ]
+    item["spec"] = {"finalizers": ["kubernetes"]}
+    item["status"] = {"phase": "Active"}
+
+
+def _service_defaults(item: dict) -> None:
+    spec = item["spec"]
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    spec["clusterIPs"] = [spec["clusterIP"]]
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    for port in spec.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port["port"])
+    item["status"] = {"loadBalancer": {}}
+
+
+def _route_defaults(item: dict) -> None:
+    """Gateway API v1 CRD schema defaults, and the status a route's parent writes."""
+    spec = item["spec"]
+    for ref in spec.get("parentRefs") or []:
+        ref.setdefault("group", "gateway.networking.k8s.io")
+        ref.setdefault("kind", "Gateway")
+    for rule in spec.setdefault("rules", [{}]):
+        for match in rule.setdefault("matches", [{}]):
+            match.setdefault("path", {}).setdefault("type", "PathPrefix")
+            match["path"].setdefault("value", "/")
+            for value_match in match.get("headers", []) + match.get("queryParams", []):
+                value_match.setdefault("type", "Exact")
+        for ref in rule.get("backendRefs") or []:
+            ref.setdefault("group", "")
+            ref.setdefault("kind", "Service")
+            ref.setdefault("weight", 1)
+    item["status"] = {
+        "parents": [
+            {
+                "parentRef": ref,
+                "controllerName": "nodemesh.io/controller",
+                "conditions": [
+                    {
+                        "type": "Accepted",
+                        "status": "True",
+                        "reason": "Accepted",
+                        "message": "",
+                        "observedGeneration": 1,
+                        "lastTransitionTime": CREATED,
+                    }
+                ],
+            }
+            for ref in spec.get("parentRefs") or []
+        ]
+    }
+
+
+_DEFAULTS = {
+    "Namespace": _namespace_defaults,
+    "Service": _service_defaults,
+    "HTTPRoute": _route_defaults,
+}
