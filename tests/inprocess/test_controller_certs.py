@@ -261,3 +261,47 @@ def test_clients_still_connect_after_the_serving_certificate_was_renewed(tmp_pat
 
     issued = run(go())
     assert leaf_identity(issued.chain_pem) == NodeId(TD, "node2")
+
+
+def test_foreign_ca_and_expired_certificates_cannot_open_the_config_stream(tmp_path):
+    """The same refusal for DeltaAggregatedResources itself, not only certificate calls."""
+    from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+    from controller.distributor import Distributor
+
+    past = CertificateAuthority.load_or_create(
+        tmp_path / "mesh" / "ca", TD, clock=lambda: time.time() - 3 * 86400
+    )
+
+    async def open_stream(h: Harness, client) -> grpc.StatusCode | None:
+        async with controlplane.mtls_channel(h.mtls_addr, client) as ch:
+            call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(ch).DeltaAggregatedResources()
+            try:
+                await call.write(
+                    discovery_pb2.DeltaDiscoveryRequest(type_url="type.googleapis.com/x")
+                )
+                await asyncio.wait_for(call.read(), 2)
+            except grpc.aio.AioRpcError as exc:
+                return exc.code()
+            except TimeoutError:
+                return None  # the stream is open and waiting: it was accepted
+            finally:
+                call.cancel()
+            return None
+
+    async def go():
+        async with Harness(tmp_path / "mesh") as h:
+            dist = Distributor(h.metrics)
+            ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(dist, h.listeners.mtls)
+            foreign = CertificateAuthority.load_or_create(tmp_path / "foreign", TD)
+            bundle = h.ca.trust_bundle_pem()
+            node = NodeId(TD, "node1")
+            forged = await open_stream(h, _client_from(foreign, bundle, node))
+            expired = await open_stream(h, _client_from(past, bundle, node))
+            fresh = await open_stream(h, _client_from(h.ca, bundle, node))
+            return forged, expired, fresh
+
+    forged, expired, fresh = run(go())
+    assert forged == grpc.StatusCode.UNAVAILABLE
+    assert expired == grpc.StatusCode.UNAVAILABLE
+    assert fresh is None  # control: a valid node certificate opens the stream
