@@ -1,0 +1,116 @@
+"""What a node agent knows: the config pushed by the controller, as one immutable, indexed value.
+
+The agent's config stream hands every response to `AgentConfig.apply`, which decodes each resource
+on its own (a resource that does not decode is rejected alone and NACKed; the rest applies), then
+builds a new `AgentState` and swaps one reference. Connection handlers read `config.state` once
+and use that value for the whole decision, so no connection ever sees half an update, and the
+agent keeps serving with the last good state when the controller is away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from controller import scope
+from controller.model import (
+    AuthorizationPolicy,
+    PeerAuthentication,
+    PeerWorkload,
+    Service,
+    Workload,
+)
+from controller.resources import ResourceError, from_resource
+from nodemesh.xds.resources import XdsResource
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """One consistent view of the mesh from this node; build with `AgentState.build`."""
+
+    local: Mapping[str, Workload] = field(default_factory=dict)  # this node's pods, by uid
+    peers: Mapping[str, PeerWorkload] = field(default_factory=dict)  # every workload, by uid
+    services: Mapping[str, Service] = field(default_factory=dict)  # by "ns/name"
+    authorization: tuple[AuthorizationPolicy, ...] = ()
+    peer_authentication: tuple[PeerAuthentication, ...] = ()
+    local_by_address: Mapping[str, Workload] = field(default_factory=dict)
+    peer_by_address: Mapping[str, PeerWorkload] = field(default_factory=dict)
+    service_by_vip: Mapping[str, Service] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        local: Iterable[Workload],
+        peers: Iterable[PeerWorkload],
+        services: Iterable[Service],
+        authorization: Iterable[AuthorizationPolicy],
+        peer_authentication: Iterable[PeerAuthentication],
+    ) -> AgentState:
+        local_by_uid = {w.uid: w for w in local}
+        # A local pod is a peer too (same-node traffic goes through the same tunnel logic).
+        peer_by_uid = {p.uid: p for p in peers} | {
+            uid: PeerWorkload.of(w) for uid, w in local_by_uid.items()
+        }
+        services_by_key = {s.key: s for s in services}
+        return cls(
+            local=MappingProxyType(local_by_uid),
+            peers=MappingProxyType(peer_by_uid),
+            services=MappingProxyType(services_by_key),
+            authorization=tuple(sorted(authorization, key=lambda p: p.key)),
+            peer_authentication=tuple(sorted(peer_authentication, key=lambda p: p.key)),
+            local_by_address=_by_address(local_by_uid.values()),
+            peer_by_address=_by_address(peer_by_uid.values()),
+            service_by_vip=MappingProxyType(
+                {vip: s for s in services_by_key.values() for vip in s.vips}
+            ),
+        )
+
+    def waypoint_service(self, namespace: str, name: str) -> Service | None:
+        """A waypoint is reached through the Service of the same name in its namespace."""
+        return self.services.get(f"{namespace}/{name}")
+
+
+def _by_address(workloads) -> MappingProxyType:
+    return MappingProxyType({addr: w for w in workloads for addr in w.addresses})
+
+
+_KINDS = {
+    scope.WORKLOAD: "local",
+    scope.PEER_WORKLOAD: "peers",
+    scope.SERVICE: "services",
+    scope.AUTHORIZATION_POLICY: "authorization",
+    scope.PEER_AUTHENTICATION: "peer_authentication",
+}
+
+
+class AgentConfig:
+    """The config-stream handler: resources in, a new AgentState out, rejections reported."""
+
+    def __init__(self) -> None:
+        self.state = AgentState()
+        self._held: dict[str, dict[str, object]] = {t: {} for t in _KINDS}
+        self.generation = 0
+
+    def apply(self, type_url: str, upserts: list[XdsResource], removals: list[str]) -> dict:
+        """Apply one response of one type; return {name: reason} for the resources refused."""
+        held = self._held.get(type_url)
+        if held is None:
+            return {r.name: f"this agent does not use {type_url}" for r in upserts}
+        rejected: dict[str, str] = {}
+        staged = dict(held)
+        for res in upserts:
+            try:
+                staged[res.name] = from_resource(type_url, res.payload, res.name)
+            except ResourceError as exc:
+                rejected[res.name] = str(exc)  # keep the last good version of this one
+        for name in removals:
+            staged.pop(name, None)
+        self._held[type_url] = staged
+        self._rebuild()
+        return rejected
+
+    def _rebuild(self) -> None:
+        parts = {attr: self._held[t].values() for t, attr in _KINDS.items()}
+        self.state = AgentState.build(**parts)
+        self.generation += 1
