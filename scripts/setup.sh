@@ -59,7 +59,9 @@ make_venv() {
     "$py" -m venv .venv
   fi
   local stamp=.venv/.nodemesh-installed want
-  want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+  # The editable install maps the top-level packages that existed when it ran: a new package
+  # (e.g. node_agent/) needs a reinstall just as a dependency change does.
+  want=$( (cat pyproject.toml; ls -d */__init__.py 2>/dev/null) | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     log "installing nodemesh and its dependencies into .venv"
     .venv/bin/pip install -q --upgrade pip

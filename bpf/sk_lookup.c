@@ -1,0 +1,80 @@
+/* sk_lookup: inbound capture, attached to each enrolled pod's network namespace.
+ *
+ * Runs when the kernel looks for a listener for a new connection to an address local to the pod.
+ * A TCP SYN to the pod's IP from outside the pod, on any port but HBONE's and the excluded ones,
+ * is given to the agent's inbound listener (port 15006, bound to 127.0.0.1 in the pod netns and
+ * registered in nodemesh_inbound_v1, so a pod process binding 15006 itself gets nothing). The
+ * packet is not rewritten, so the accepted socket's getsockname() is the original destination.
+ * Established connections never reach this hook: the kernel finds their socket first. A SYN that
+ * meets a TIME_WAIT socket does (the kernel looks for a listener again), so a client reusing its
+ * port stays captured; a TC ingress program cannot get that case right (see README.md).
+ *
+ * sk_lookup programs cannot call bpf_get_netns_cookie (verified on 6.18), so the pod is found by
+ * its IP in nodemesh_pods_v1, which the agent fills.
+ */
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/in.h>
+
+#include "nodemesh_lib.h"
+
+#ifndef NODEMESH_HBONE_PORT
+#define NODEMESH_HBONE_PORT 15008
+#endif
+
+#define NM_AF_INET 2
+
+/* A connection from inside the pod itself: the agent delivering to the app after HBONE (capturing
+ * it would loop), or an app reaching its own IP (connect4 saw it already). It has to be told by
+ * its source: for local traffic the kernel reports the pod's eth0 as ingress_ifindex, the same as
+ * for traffic from outside (verified on 6.18), and sk_lookup sees no mark. */
+static __always_inline bool sklookup4_from_pod(struct bpf_sk_lookup *ctx, __u32 pod_ip4)
+{
+    return ctx->remote_ip4 == pod_ip4 || (bpf_ntohl(ctx->remote_ip4) >> 24) == 127;
+}
+
+static __always_inline bool sklookup4_skip(struct bpf_sk_lookup *ctx, __u32 pod_ip4)
+{
+    __u16 port = (__u16)ctx->local_port;
+
+    if (sklookup4_from_pod(ctx, pod_ip4))
+        return true;
+    if (port == NODEMESH_HBONE_PORT)
+        return true;
+    return nm_excluded(pod_ip4, port, NODEMESH_DIR_INBOUND);
+}
+
+static __always_inline void sklookup4(struct bpf_sk_lookup *ctx)
+{
+    __u32 pod_ip4 = ctx->local_ip4;
+    struct nodemesh_pod_v1 *pod = nodemesh_pods_v1.lookup(&pod_ip4);
+    if (!pod)
+        return; /* loopback, or an address of no enrolled pod */
+    __u64 netns_cookie = pod->netns_cookie;
+
+    if (sklookup4_skip(ctx, pod_ip4)) {
+        nm_count(netns_cookie, NM_PASSED);
+        return;
+    }
+    /* The lookup takes a reference on the socket; release it whatever happens. */
+    struct bpf_sock *listener = (struct bpf_sock *)nodemesh_inbound_v1.lookup(&pod_ip4);
+    if (!listener) { /* the agent has no listener here (yet, or any more): plain traffic */
+        nm_count(netns_cookie, NM_PASSED);
+        return;
+    }
+    long err = bpf_sk_assign(ctx, listener, 0);
+    bpf_sk_release(listener);
+    if (err) {
+        nm_count(netns_cookie, NM_PASSED);
+        return;
+    }
+    nm_count(netns_cookie, NM_CAPTURED_INBOUND);
+    nm_event(netns_cookie, NODEMESH_DIR_INBOUND, ctx->remote_ip4,
+             bpf_ntohs((__u16)ctx->remote_port), pod_ip4, (__u16)ctx->local_port);
+}
+
+int nodemesh_sk_lookup(struct bpf_sk_lookup *ctx)
+{
+    if (ctx->family == NM_AF_INET && ctx->protocol == IPPROTO_TCP)
+        sklookup4(ctx);
+    return SK_PASS; /* never drop: without an assignment the kernel's own lookup proceeds */
+}

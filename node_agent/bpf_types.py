@@ -1,0 +1,172 @@
+"""Python mirror of bpf/: the structs, maps and entry points the eBPF hooks share with the agent.
+
+Change this module and bpf/nodemesh_types.h (structs), bpf/nodemesh_maps.h (maps) or the hook
+files (entry points) together; `LAYOUT_VERSION` and the `_v1` suffix of every map name follow the
+C side. The loader (`node_agent.capture`) checks each map's key and value
+size against these classes when it loads the programs, so a one-sided change fails at start-up
+instead of corrupting lookups.
+
+Byte order, as in C: IPv4 addresses are stored in network order (the four bytes of the address as
+they appear on the wire), ports in host order.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import enum
+import socket
+import sys
+from dataclasses import dataclass
+
+LAYOUT_VERSION = 1
+
+MAP_PENDING = "nodemesh_pending_v1"
+MAP_ORIG_DST = "nodemesh_orig_dst_v1"
+MAP_EXCLUSIONS = "nodemesh_exclusions_v1"
+MAP_PODS = "nodemesh_pods_v1"
+MAP_INBOUND = "nodemesh_inbound_v1"
+MAP_COUNTERS = "nodemesh_counters_v1"
+MAP_EVENTS = "nodemesh_events_v1"
+
+
+# enum bpf_prog_type and enum bpf_attach_type (include/uapi/linux/bpf.h)
+PROG_TYPE_SOCK_OPS, PROG_TYPE_CGROUP_SOCK_ADDR, PROG_TYPE_SK_LOOKUP = 13, 18, 30
+ATTACH_SOCK_OPS, ATTACH_INET4_CONNECT, ATTACH_INET6_CONNECT, ATTACH_SK_LOOKUP = 3, 10, 11, 36
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One entry point of bpf/ and where it attaches in a pod."""
+
+    name: str  # also the name of its pinned link
+    func: str  # the C function
+    prog_type: int
+    attach_type: int
+    target: str  # "cgroup" (the pod's cgroup directory) or "netns" (the pod's netns file)
+
+
+HOOKS = (
+    Hook(
+        "connect4", "nodemesh_connect4", PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH_INET4_CONNECT, "cgroup"
+    ),
+    Hook(
+        "connect6", "nodemesh_connect6", PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH_INET6_CONNECT, "cgroup"
+    ),
+    Hook("sock_ops", "nodemesh_sock_ops", PROG_TYPE_SOCK_OPS, ATTACH_SOCK_OPS, "cgroup"),
+    Hook("sk_lookup", "nodemesh_sk_lookup", PROG_TYPE_SK_LOOKUP, ATTACH_SK_LOOKUP, "netns"),
+)
+
+
+class Direction(enum.IntFlag):
+    """NODEMESH_DIR_*: the direction of a capture, and the bits of an exclusion."""
+
+    OUTBOUND = 1
+    INBOUND = 2
+    BOTH = 3
+
+
+def ip4_to_u32(ip: str) -> int:
+    """The address as the kernel keeps it in a __u32: network-order bytes read natively."""
+    return int.from_bytes(socket.inet_aton(ip), sys.byteorder)
+
+
+def u32_to_ip4(value: int) -> str:
+    return socket.inet_ntoa(value.to_bytes(4, sys.byteorder))
+
+
+class Addr(ct.Structure):
+    """struct nodemesh_addr_v1: an original destination, or an exclusion (0 = any)."""
+
+    _fields_ = [("ip4", ct.c_uint32), ("port", ct.c_uint16), ("pad", ct.c_uint16)]
+
+    @classmethod
+    def of(cls, ip: str | None, port: int | None) -> Addr:
+        return cls(ip4_to_u32(ip) if ip else 0, port or 0, 0)
+
+    def pair(self) -> tuple[str, int]:
+        return u32_to_ip4(self.ip4), self.port
+
+
+class FlowKey(ct.Structure):
+    """struct nodemesh_flow_key_v1: (pod netns cookie, client address) of a redirected flow."""
+
+    _fields_ = [
+        ("netns_cookie", ct.c_uint64),
+        ("ip4", ct.c_uint32),
+        ("port", ct.c_uint16),
+        ("pad", ct.c_uint16),
+    ]
+
+
+class Pod(ct.Structure):
+    """struct nodemesh_pod_v1, keyed by the pod's IP (a __u32) in nodemesh_pods_v1."""
+
+    _fields_ = [("netns_cookie", ct.c_uint64)]
+
+
+class Counters(ct.Structure):
+    """struct nodemesh_counters_v1: one per CPU per pod, keyed by the pod's netns cookie."""
+
+    _fields_ = [
+        ("captured_outbound", ct.c_uint64),
+        ("captured_inbound", ct.c_uint64),
+        ("passed", ct.c_uint64),
+    ]
+
+
+class Event(ct.Structure):
+    """struct nodemesh_event_v1: one record of the ring buffer."""
+
+    _fields_ = [
+        ("time_ns", ct.c_uint64),
+        ("netns_cookie", ct.c_uint64),
+        ("src_ip4", ct.c_uint32),
+        ("dst_ip4", ct.c_uint32),
+        ("src_port", ct.c_uint16),
+        ("dst_port", ct.c_uint16),
+        ("direction", ct.c_uint8),
+        ("pad", ct.c_uint8 * 7),
+    ]
+
+
+# Key and value types of each map, as the loader checks them against the compiled program.
+MAP_LAYOUTS: dict[str, tuple[type, type]] = {
+    MAP_PENDING: (ct.c_uint64, Addr),
+    MAP_ORIG_DST: (FlowKey, Addr),
+    MAP_EXCLUSIONS: (Addr, ct.c_uint32),
+    MAP_PODS: (ct.c_uint32, Pod),
+    MAP_INBOUND: (ct.c_uint32, ct.c_uint64),
+    MAP_COUNTERS: (ct.c_uint64, Counters),
+}
+
+
+@dataclass(frozen=True)
+class CounterValues:
+    """A pod's counters summed over CPUs."""
+
+    captured_outbound: int = 0
+    captured_inbound: int = 0
+    passed: int = 0
+
+
+@dataclass(frozen=True)
+class CaptureEvent:
+    """A decoded ring-buffer record; `pod_id` is resolved by the loader from the netns cookie."""
+
+    time_ns: int  # CLOCK_MONOTONIC, comparable with time.monotonic_ns()
+    pod_id: str | None
+    netns_cookie: int
+    direction: Direction
+    src: tuple[str, int]
+    original_dst: tuple[str, int]
+
+    @classmethod
+    def decode(cls, raw: Event, pod_id: str | None) -> CaptureEvent:
+        return cls(
+            time_ns=raw.time_ns,
+            pod_id=pod_id,
+            netns_cookie=raw.netns_cookie,
+            direction=Direction(raw.direction),
+            src=(u32_to_ip4(raw.src_ip4), raw.src_port),
+            original_dst=(u32_to_ip4(raw.dst_ip4), raw.dst_port),
+        )
