@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -124,8 +126,13 @@ class HbonePool:
         settings: HboneSettings | None = None,
         idle_timeout: float = 60.0,
         connect_timeout: float = 10.0,
+        socket_factory: Callable[[], socket.socket] | None = None,
     ) -> None:
+        """`socket_factory` makes the (unconnected, non-blocking) socket each connection dials
+        from: the node agent passes one that creates it inside the source pod's namespace, so
+        tunnels leave from the pod's own address as in ztunnel's in-pod mode."""
         self.source = _leaf_identity(identity)
+        self._socket_factory = socket_factory
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self._settings = settings
@@ -216,19 +223,9 @@ class HbonePool:
             # otherwise other waiters filled it already: look again, maybe dial another
 
     async def _connect(self, key: PoolKey) -> _ClientShell:
-        host, port = key.address
-        loop = asyncio.get_running_loop()
+        port = key.address[1]
         try:
-            _, shell = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _ClientShell(self, key, self._settings),
-                    host,
-                    port,
-                    ssl=self._context,
-                    ssl_handshake_timeout=self.connect_timeout,
-                ),
-                self.connect_timeout,
-            )
+            _, shell = await asyncio.wait_for(self._dial(key), self.connect_timeout)
         except ssl.SSLError as error:
             raise HboneConnectError(
                 f"TLS handshake with the peer at {key.where} failed: {error}; do both ends "
@@ -244,6 +241,32 @@ class HbonePool:
             raise shell.error
         self._pool.setdefault(key, []).append(shell)
         return shell
+
+    async def _dial(self, key: PoolKey):
+        host, port = key.address
+        loop = asyncio.get_running_loop()
+        protocol = lambda: _ClientShell(self, key, self._settings)  # noqa: E731
+        if self._socket_factory is None:
+            return await loop.create_connection(
+                protocol,
+                host,
+                port,
+                ssl=self._context,
+                ssl_handshake_timeout=self.connect_timeout,
+            )
+        sock = self._socket_factory()
+        try:
+            await loop.sock_connect(sock, (host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return await loop.create_connection(
+            protocol,
+            sock=sock,
+            ssl=self._context,
+            server_hostname=host,
+            ssl_handshake_timeout=self.connect_timeout,
+        )
 
     def _remove(self, shell: _ClientShell) -> None:
         shells = self._pool.get(shell.key)
