@@ -20,7 +20,7 @@ from pathlib import Path
 from nodemesh.local import netns
 
 MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
 MS_BIND = 0x1000
 ETC_NETNS = Path("/etc/netns")
 
@@ -41,7 +41,9 @@ def enter_pod(netns_name: str, cgroup: str | None, hostname: str | None) -> None
     with open(netns.netns_path(netns_name)) as fh:
         netns.setns_fd(fh.fileno(), netns.CLONE_NEWNET)
     netns.unshare(netns.CLONE_NEWNS | netns.CLONE_NEWUTS)
-    _mount(None, "/", MS_REC | MS_PRIVATE)
+    # Slave, not private: mounts the host makes later (a new pod's /run/netns/<name>, which the
+    # node agent must open) still propagate in, while this process's /etc binds stay its own.
+    _mount(None, "/", MS_REC | MS_SLAVE)
     etc = ETC_NETNS / netns_name
     if etc.is_dir():
         for entry in sorted(etc.iterdir()):

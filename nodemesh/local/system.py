@@ -16,6 +16,7 @@ from nodemesh.local.state import StateDir
 
 SYSTEM_NAMESPACE = "nodemesh-system"
 CONTROLLER = "nodemesh-controller"
+AGENT = "nodemesh-agent"
 CONTROLLER_NODE_INDEX = 0
 ADMIN_PORT = 15000
 MTLS_PORT = 15012
@@ -31,9 +32,44 @@ def controller_address(plan: ClusterPlan) -> str:
     return controller_node(plan).address
 
 
+def agent_manifest(state: StateDir, plan: ClusterPlan, node, python: str) -> str:
+    """One agent per node, like a DaemonSet's pods: host network, pinned to its node."""
+    command = json.dumps(
+        [
+            python,
+            "-m",
+            "node_agent",
+            "--node",
+            node.name,
+            "--controller",
+            controller_address(plan),
+            "--local-state",
+            str(state.path),
+        ]
+    )
+    return f"""\
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {AGENT}-{node.name}
+  namespace: {SYSTEM_NAMESPACE}
+  labels: {{app: {AGENT}}}
+spec:
+  hostNetwork: true
+  nodeName: {node.name}
+  serviceAccountName: {AGENT}
+  terminationGracePeriodSeconds: 10
+  containers:
+    - name: agent
+      command: {command}
+"""
+
+
 def system_manifest(state: StateDir, plan: ClusterPlan, python: str = sys.executable) -> str:
     command = json.dumps([python, "-m", "controller", "--local-state", str(state.path)])
     node = controller_node(plan).name
+    agents = "".join(agent_manifest(state, plan, n, python) for n in plan.nodes)
     return f"""\
 apiVersion: v1
 kind: ServiceAccount
@@ -70,4 +106,8 @@ spec:
     - {{name: grpc-mtls, port: {MTLS_PORT}}}
     - {{name: grpc-bootstrap, port: {BOOTSTRAP_PORT}}}
     - {{name: http-metrics, port: {METRICS_PORT}}}
-"""
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {AGENT}, namespace: {SYSTEM_NAMESPACE}}}
+{agents}"""

@@ -1,0 +1,184 @@
+"""The node agent: bootstraps its identity, follows the controller's config, runs enrolled pods.
+
+Theory of operation: the agent trades its node credential for a node certificate, opens one
+config stream (node_agent.state.AgentConfig applies it), and after every change reconciles the
+set of enrolled pods on its node: a pod that appears (enrolled, with a sandbox) gets a workload
+certificate for its service account, capture programs and a PodDataplane; a pod that leaves the
+mesh (namespace label removed, pod deleted) gets them removed, live, without restarting the
+pod. BPF programs are compiled on the first enrolled pod, so a node without mesh pods costs
+nothing. A restarted agent re-adopts pods through their pinned capture links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from controller import scope
+from node_agent.capture import CaptureProgram
+from node_agent.pod import PodContext, PodDataplane
+from node_agent.policy import PolicyIndex
+from node_agent.routing import RoundRobin
+from node_agent.state import AgentConfig
+from nodemesh import controlplane
+from nodemesh.controlplane import KeyAndCert
+from nodemesh.xds.stream import ConfigStream
+
+log = logging.getLogger("nodemesh.agent")
+RENEW_FRACTION = 0.5
+
+
+@dataclass
+class AgentSettings:
+    node: str
+    controller: str  # host of the controller's listeners
+    token: str  # node credential
+    bundle_pem: bytes  # trust bundle for the first (bootstrap) connection
+    trust_domain: str = "cluster.local"
+    bootstrap_port: int = 15011
+    mtls_port: int = 15012
+    pin_root: str = "/sys/fs/bpf/nodemesh"
+
+
+class NodeAgent:
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.config = AgentConfig()
+        self.pick = RoundRobin()
+        self.pods: dict[str, PodDataplane] = {}
+        self.certs: dict[str, KeyAndCert] = {}
+        self.capture: CaptureProgram | None = None
+        self._policy_generation = -1
+        self._policies = PolicyIndex.build([], trust_domain=settings.trust_domain)
+        self._changed = asyncio.Event()
+        self._stream = ConfigStream(f"agent~{settings.node}", scope.TYPE_URLS, self._on_config)
+        self._tasks: list[asyncio.Task] = []
+
+    # -- config ---------------------------------------------------------------------------------
+    def _on_config(self, type_url, upserts, removals) -> dict:
+        rejected = self.config.apply(type_url, upserts, removals)
+        for name, reason in rejected.items():
+            log.warning("rejected %s %s: %s", type_url.rsplit(".", 1)[-1], name, reason)
+        self._changed.set()
+        return rejected
+
+    def policies(self) -> PolicyIndex:
+        """The compiled policies of the current state, rebuilt once per config change."""
+        if self._policy_generation != self.config.generation:
+            state = self.config.state
+            self._policies = PolicyIndex.build(
+                [*state.authorization, *state.peer_authentication],
+                trust_domain=self.settings.trust_domain,
+            )
+            self._policy_generation = self.config.generation
+        return self._policies
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings
+        self.node_identity = await controlplane.bootstrap(
+            f"{s.controller}:{s.bootstrap_port}", s.bundle_pem, s.node, s.token
+        )
+        log.info("node %s bootstrapped", s.node)
+        self._channel = controlplane.mtls_channel(
+            f"{s.controller}:{s.mtls_port}", self.node_identity
+        )
+        self._tasks.append(
+            asyncio.ensure_future(
+                self._stream.run(
+                    lambda: controlplane.mtls_channel(
+                        f"{s.controller}:{s.mtls_port}", self.node_identity
+                    )
+                )
+            )
+        )
+        self._tasks.append(asyncio.ensure_future(self._reconcile_loop()))
+
+    async def stop(self, *, detach: bool = True) -> None:
+        """Graceful: drain every pod's tunnels, then remove capture (detach=False keeps it)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(p.stop() for p in self.pods.values()), return_exceptions=True)
+        if self.capture is not None:
+            self.capture.close(detach=detach)
+        await self._channel.close()
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("reconcile failed; will retry on the next change")
+                await asyncio.sleep(1)
+                self._changed.set()
+
+    # -- pods -------------------------------------------------------------------------------------
+    def wanted(self) -> dict:
+        return {
+            uid: w
+            for uid, w in self.config.state.local.items()
+            if w.enrolled and w.netns and w.cgroup and w.addresses
+        }
+
+    async def reconcile(self) -> None:
+        wanted = self.wanted()
+        for uid in [u for u in self.pods if u not in wanted]:
+            await self._remove(uid)
+        for uid, workload in wanted.items():
+            if uid not in self.pods:
+                await self._add(workload)
+
+    def _program(self) -> CaptureProgram:
+        if self.capture is None:
+            started = time.monotonic()
+            self.capture = CaptureProgram(pin_root=self.settings.pin_root)
+            log.info("capture programs compiled in %.1fs", time.monotonic() - started)
+        return self.capture
+
+    async def _certificate(self, identity: str) -> KeyAndCert:
+        cached = self.certs.get(identity)
+        now = time.time()
+        if cached is not None and now < cached.not_after - (1 - RENEW_FRACTION) * 86400:
+            return cached
+        issued = await controlplane.workload_certificate(self._channel, identity)
+        self.certs[identity] = issued
+        return issued
+
+    async def _add(self, workload) -> None:
+        program = await asyncio.to_thread(self._program)
+        identity = await self._certificate(workload.identity)
+        ctx = PodContext(
+            state=lambda: self.config.state,
+            policies=self.policies,
+            pick=self.pick,
+            original_destination=program.original_destination,
+        )
+        dataplane = PodDataplane(workload, identity, ctx)
+        await dataplane.start()
+        program.attach_pod(
+            workload.uid,
+            workload.cgroup,
+            workload.netns,
+            pod_ip=workload.addresses[0],
+            inbound_listener=dataplane.inbound_sock,
+        )
+        self.pods[workload.uid] = dataplane
+        log.info(
+            "enrolled %s/%s (%s) as %s",
+            workload.namespace,
+            workload.name,
+            workload.addresses[0],
+            workload.identity,
+        )
+
+    async def _remove(self, uid: str) -> None:
+        dataplane = self.pods.pop(uid)
+        if self.capture is not None and uid in self.capture.pods:
+            self.capture.pods[uid].detach()
+        await dataplane.stop()
+        log.info("un-enrolled %s/%s", dataplane.workload.namespace, dataplane.workload.name)

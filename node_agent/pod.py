@@ -1,0 +1,203 @@
+"""One enrolled pod's dataplane: listeners inside its netns, capture, and the three handlers.
+
+    outbound  127.0.0.1:15001 (captured connects)  → routing → HBONE pool | passthrough
+    inbound   pod_ip:15008    (HBONE, mTLS)        → L4 policy → the app, from inside the pod
+    inbound   127.0.0.1:15006 (captured plaintext) → PeerAuthentication + L4 policy → the app
+
+Every socket is created inside the pod's network namespace (netns.socket_in_netns), so tunnels
+leave from the pod's own address and the app sees connections from where they really came. The
+agent process is not in the pod's cgroup, so its own connections are never captured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.model import Workload
+from node_agent.pipe import pipe, reset
+from node_agent.policy import Connection, decide
+from node_agent.routing import Route, build_request
+from nodemesh.controlplane import KeyAndCert
+from nodemesh.hbone.client import HbonePool
+from nodemesh.hbone.headers import parse_authority, tunnel_headers
+from nodemesh.hbone.server import HboneServer, TunnelRequest
+from nodemesh.hbone.tunnel import TaskSet
+from nodemesh.identity import SpiffeId
+from nodemesh.local.netns import socket_in_netns
+
+log = logging.getLogger("nodemesh.agent.pod")
+OUTBOUND_PORT, INBOUND_PORT, HBONE_PORT = 15001, 15006, 15008
+AGENT_MARK = 0x539  # the capture programs pass sockets with this mark (defence in depth)
+FORWARDED = "forwarded"
+
+
+@dataclass
+class PodContext:
+    """What a pod's handlers need from the agent (read on every connection: always current)."""
+
+    state: Callable[[], object]  # -> AgentState
+    policies: Callable[[], object]  # -> PolicyIndex
+    pick: Callable  # round robin over endpoints
+    original_destination: Callable[[socket.socket], tuple[str, int]]
+
+
+class PodDataplane:
+    def __init__(self, workload: Workload, identity: KeyAndCert, ctx: PodContext) -> None:
+        self.workload = workload
+        self.ctx = ctx
+        self.netns = workload.netns
+        self.ip = workload.addresses[0]
+        self.tasks = TaskSet(f"pod/{workload.namespace}/{workload.name}")
+        self.pool = HbonePool(identity, socket_factory=self._socket)
+        self.hbone = HboneServer(identity, self._on_tunnel)
+        self.outbound_sock = self._listener("127.0.0.1", OUTBOUND_PORT)
+        self.inbound_sock = self._listener("127.0.0.1", INBOUND_PORT)
+        self.hbone_sock = self._listener(self.ip, HBONE_PORT)
+        self._servers: list[asyncio.base_events.Server] = []
+
+    # -- sockets in the pod's namespace --------------------------------------------------------
+    def _socket(self) -> socket.socket:
+        sock = socket_in_netns(self.netns)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, AGENT_MARK)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _listener(self, ip: str, port: int) -> socket.socket:
+        return socket_in_netns(self.netns, bind=(ip, port), listen=1024)
+
+    async def _connect(self, ip: str, port: int):
+        sock = self._socket()
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, (ip, port))
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock, limit=256 * 1024)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._servers.append(await asyncio.start_server(self._on_outbound, sock=self.outbound_sock))
+        self._servers.append(await asyncio.start_server(self._on_plaintext, sock=self.inbound_sock))
+        self.tasks.spawn(self.hbone.serve(self.hbone_sock), "hbone")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        for server in self._servers:
+            server.close()
+        await self.hbone.shutdown(grace)
+        await self.pool.close(grace)
+        await self.tasks.finish(grace)
+        for sock in (self.outbound_sock, self.inbound_sock, self.hbone_sock):
+            sock.close()
+
+    # -- outbound ------------------------------------------------------------------------------
+    async def _on_outbound(self, reader, writer) -> None:
+        sock = writer.get_extra_info("socket")
+        try:
+            dst_ip, dst_port = self.ctx.original_destination(sock)
+        except Exception as exc:
+            log.warning(
+                "%s: captured connection without an original destination: %s",
+                self.workload.name,
+                exc,
+            )
+            reset(writer)
+            return
+        req = build_request(self.workload, dst_ip, dst_port, self.ctx.state(), self.ctx.pick)
+        try:
+            if req.route in (Route.DIRECT, Route.WAYPOINT):
+                tunnel = await self.pool.open(
+                    req.tunnel_to,
+                    SpiffeId.parse(req.expected_identity),
+                    f"{req.authority[0]}:{req.authority[1]}",
+                    tunnel_headers(self.ip),
+                )
+                sent, received = await tunnel.splice(reader, writer)
+            elif req.route is Route.PASSTHROUGH:
+                upstream = await self._connect(*req.authority)
+                sent, received = await pipe((reader, writer), upstream)
+            else:
+                log.info("%s → %s:%s refused: %s", self.workload.name, dst_ip, dst_port, req.reason)
+                reset(writer)
+                return
+            log.debug(
+                "%s → %s: %s, %d/%d bytes",
+                self.workload.name,
+                req.authority,
+                req.route.value,
+                sent,
+                received,
+            )
+        except Exception as exc:
+            log.warning(
+                "%s → %s:%s failed (%s): %s", self.workload.name, dst_ip, dst_port, req.reason, exc
+            )
+            reset(writer)
+
+    # -- inbound over HBONE --------------------------------------------------------------------
+    async def _on_tunnel(self, request: TunnelRequest) -> None:
+        try:
+            ip, port = parse_authority(request.authority)
+        except ValueError as exc:
+            request.refuse(400, str(exc))
+            return
+        if ip not in self.workload.addresses:
+            request.refuse(400, f"{request.authority} is not pod {self.workload.name}")
+            return
+        source_ip = _forwarded_for(request.headers) or request.peer_address[0]
+        conn = Connection(str(request.peer_identity), source_ip, ip, port, tls=True)
+        decision = decide(conn, self.workload, self.ctx.policies())
+        if not decision.allowed:
+            log.info(
+                "denied %s → %s/%s:%s: %s",
+                request.peer_identity,
+                self.workload.namespace,
+                self.workload.name,
+                port,
+                decision.reason,
+            )
+            request.refuse(403, decision.reason)
+            return
+        try:
+            upstream = await self._connect(ip, port)
+        except OSError as exc:
+            request.refuse(503, f"{self.workload.name} refused port {port}: {exc.strerror}")
+            return
+        await request.accept().splice(*upstream)
+
+    # -- inbound plaintext ---------------------------------------------------------------------
+    async def _on_plaintext(self, reader, writer) -> None:
+        dst_ip, dst_port = writer.get_extra_info("sockname")[:2]
+        src_ip = writer.get_extra_info("peername")[0]
+        decision = decide(
+            Connection(None, src_ip, dst_ip, dst_port), self.workload, self.ctx.policies()
+        )
+        if not decision.allowed:
+            log.info(
+                "denied plaintext %s → %s/%s:%s: %s",
+                src_ip,
+                self.workload.namespace,
+                self.workload.name,
+                dst_port,
+                decision.reason,
+            )
+            reset(writer)
+            return
+        try:
+            upstream = await self._connect(dst_ip, dst_port)
+        except OSError:
+            reset(writer)
+            return
+        await pipe((reader, writer), upstream)
+
+
+def _forwarded_for(headers: dict[str, str]) -> str | None:
+    value = headers.get(FORWARDED, "")
+    for part in value.split(";"):
+        key, _, addr = part.strip().partition("=")
+        if key.lower() == "for" and addr:
+            return addr.strip('"[]')
+    return None

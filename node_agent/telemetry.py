@@ -1,0 +1,423 @@
+"""The node agent's telemetry: Istio's TCP metrics, nodemesh's own gauges, JSON access logs.
+
+Metric names, label names and label values are ztunnel's (`src/proxy/metrics.rs`), so Istio's
+dashboards, Kiali and existing alerts read nodemesh unchanged (DESIGN.md, User-facing API):
+
+- Unknown values are "unknown"; the cluster is "Kubernetes" (Istio's default cluster id).
+- Workload name: the pod's controller ("Deployment/web" -> "web"), else the pod name.
+  Canonical service: label `service.istio.io/canonical-name`, `app.kubernetes.io/name`, `app`,
+  else the workload name. Canonical revision: `service.istio.io/canonical-revision`,
+  `app.kubernetes.io/version`, `version`, else "latest". `*_app`/`*_version` repeat them.
+  A `PeerWorkload` carries neither owner nor labels, so a remote pod reports its pod name and
+  "latest" until the model gives peers those fields.
+- Principals are reported only for mutual TLS: a plaintext peer proved nothing.
+- Bytes follow Istio's convention, from the server's side for both reporters (istio/istio#32399):
+  `istio_tcp_received_bytes_total` counts source -> destination bytes, `sent` the reply. The
+  access log is from the local workload's side, as ztunnel "unflips" it.
+- response_flags (`ResponseFlag`): ztunnel's "-", "DENY", "CONNECT", plus Envoy's "UH" for a
+  Service with no ready endpoint (ztunnel drops that case before it counts a connection).
+
+The hot path is `ConnectionTable`: labels are derived once per (reporter, security, source,
+destination, service, principals) and the counter children kept with them, so opening a connection
+costs one dict lookup and moving bytes costs two counter increments. Connections are counted while
+they run, not only at close, so long-lived streams show progress (istio/istio#59183).
+
+`_created` series: prometheus_client adds one per counter series; Istio has none. The agent's
+main disables them process-wide (PROMETHEUS_DISABLE_CREATED_SERIES=True); a library must not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from controller.model import PeerWorkload, Service, Workload
+from node_agent.policy import Decision
+from node_agent.routing import Route
+
+UNKNOWN = "unknown"
+CLUSTER = "Kubernetes"
+_CACHE_LIMIT = 8192  # distinct label sets remembered; a node sees far fewer peers
+
+
+class Direction(StrEnum):
+    OUTBOUND = "outbound"  # captured from a local pod; the agent reports as the source
+    INBOUND = "inbound"  # arriving for a local pod; the agent reports as the destination
+
+
+class Reporter(StrEnum):
+    SOURCE = "source"
+    DESTINATION = "destination"
+
+
+class SecurityPolicy(StrEnum):
+    MUTUAL_TLS = "mutual_tls"  # HBONE: both ends proved an identity
+    NONE = "none"  # plaintext (Istio sidecars' value; ztunnel writes "unknown", same dashboards)
+
+
+class ResponseFlag(StrEnum):
+    """How a connection ended; Istio's dashboards split on "-" vs anything else."""
+
+    NONE = "-"  # completed, or ended by either side without a mesh-made failure
+    DENY = "DENY"  # AuthorizationPolicy or PeerAuthentication refused it (ztunnel)
+    CONNECT = "CONNECT"  # the upstream (HBONE peer or plaintext target) could not be reached
+    NO_HEALTHY_UPSTREAM = "UH"  # Service with no ready endpoint for the port (Envoy's UH)
+
+
+# ztunnel's CommonTrafficLabels, in its order (locality labels left out: nodemesh has no zones).
+# fmt: off
+TCP_LABELS = (
+    "reporter",
+    "source_workload", "source_canonical_service", "source_canonical_revision",
+    "source_workload_namespace", "source_principal", "source_app", "source_version",
+    "source_cluster",
+    "destination_service", "destination_service_namespace", "destination_service_name",
+    "destination_workload", "destination_canonical_service", "destination_canonical_revision",
+    "destination_workload_namespace", "destination_principal", "destination_app",
+    "destination_version", "destination_cluster",
+    "request_protocol", "response_flags", "connection_security_policy",
+)
+# fmt: on
+_FLAG_AT = TCP_LABELS.index("response_flags")
+
+AnyWorkload = Workload | PeerWorkload
+
+
+class AgentMetrics:
+    """Every metric the agent exposes on :15020, registered on `registry` (never the global)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+        # Counter names are given whole: prometheus_client strips "_total" and adds it back once.
+        def tcp(name: str, doc: str) -> Counter:
+            return Counter(name, doc, TCP_LABELS, registry=registry)
+
+        self.opened = tcp("istio_tcp_connections_opened_total", "TCP connections opened.")
+        self.closed = tcp("istio_tcp_connections_closed_total", "TCP connections closed.")
+        self.sent = tcp("istio_tcp_sent_bytes_total", "Bytes sent destination -> source.")
+        self.received = tcp("istio_tcp_received_bytes_total", "Bytes sent source -> destination.")
+        self.decisions = Counter(
+            "nodemesh_agent_policy_decisions_total",
+            "L4 authorization decisions, by outcome and DecisionCode.",
+            ["decision", "code"],
+            registry=registry,
+        )
+        self.captured_pods = Gauge(
+            "nodemesh_agent_captured_pods",
+            "Local pods whose traffic is captured.",
+            registry=registry,
+        )
+        self.config_generation = Gauge(
+            "nodemesh_agent_config_generation", "Config pushes applied.", registry=registry
+        )
+        self.certificate_expiry = Gauge(
+            "nodemesh_agent_certificate_expiry_timestamp_seconds",
+            "Unix time each workload certificate held by the agent expires.",
+            ["identity"],
+            registry=registry,
+        )
+        self.active_connections = Gauge(
+            "nodemesh_agent_active_connections",
+            "Connections open now.",
+            ["direction"],
+            registry=registry,
+        )
+
+    def count_decision(self, decision: Decision) -> None:
+        self.decisions.labels(decision.action.lower(), decision.code.value).inc()
+
+
+# --- label derivation -----------------------------------------------------------------------------
+
+
+def workload_name(w: AnyWorkload) -> str:
+    owner = getattr(w, "owner", "")  # PeerWorkload has none
+    return owner.partition("/")[2] if owner else w.name
+
+
+def _first_label(w: AnyWorkload, keys: tuple[str, ...], default: str) -> str:
+    labels = dict(getattr(w, "labels", ()))
+    return next((labels[k] for k in keys if labels.get(k)), default)
+
+
+def canonical_service(w: AnyWorkload) -> str:
+    keys = ("service.istio.io/canonical-name", "app.kubernetes.io/name", "app")
+    return _first_label(w, keys, workload_name(w))
+
+
+def canonical_revision(w: AnyWorkload) -> str:
+    keys = ("service.istio.io/canonical-revision", "app.kubernetes.io/version", "version")
+    return _first_label(w, keys, "latest")
+
+
+def _side(w: AnyWorkload | None, principal: str | None) -> tuple[str, ...]:
+    """workload, canonical service, revision, namespace, principal, app, version, cluster."""
+    principal = principal or UNKNOWN
+    if w is None:
+        return (UNKNOWN,) * 4 + (principal,) + (UNKNOWN,) * 3
+    service, revision = canonical_service(w), canonical_revision(w)
+    return (workload_name(w), service, revision, w.namespace, principal, service, revision, CLUSTER)
+
+
+def tcp_labels(
+    reporter: Reporter,
+    security: SecurityPolicy,
+    source: AnyWorkload | None,
+    destination: AnyWorkload | None,
+    service: Service | None,
+    source_principal: str | None = None,
+    destination_principal: str | None = None,
+    flag: ResponseFlag = ResponseFlag.NONE,
+) -> tuple[str, ...]:
+    """Values for TCP_LABELS, in order."""
+    if security is not SecurityPolicy.MUTUAL_TLS:
+        source_principal = destination_principal = None
+    svc = (service.hostname, service.namespace, service.name) if service else (UNKNOWN,) * 3
+    return (
+        reporter.value,
+        *_side(source, source_principal),
+        *svc,
+        *_side(destination, destination_principal),
+        "tcp",
+        ResponseFlag(flag).value,
+        security.value,
+    )
+
+
+@dataclass(eq=False, slots=True)
+class _Series:
+    """One label set and its counter children, looked up once and shared by its connections."""
+
+    labels: tuple[str, ...]
+    opened: Any
+    sent: Any
+    received: Any
+    closed: dict[ResponseFlag, Any]
+
+
+# --- connections ----------------------------------------------------------------------------------
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False, slots=True)
+class ConnectionRecord:
+    """Everything known about one connection; the agent fills it in, the table times it."""
+
+    direction: Direction
+    source_address: tuple[str, int]
+    destination_address: tuple[str, int]  # the original destination (:authority)
+    security_policy: SecurityPolicy = SecurityPolicy.NONE
+    source: AnyWorkload | None = None
+    destination: AnyWorkload | None = None
+    service: Service | None = None  # the Service the client addressed, if any
+    source_principal: str | None = None  # verified (inbound) or our own (outbound) SPIFFE ID
+    destination_principal: str | None = None  # SPIFFE ID the destination proved
+    route: Route | None = None  # outbound only
+    decision: Decision | None = None  # inbound only
+    id: int = field(default_factory=lambda: next(_ids))
+    start_time: float = 0.0  # Unix time, set by ConnectionTable.open
+    end_time: float | None = None  # Unix time, set by ConnectionTable.close
+    bytes_sent: int = 0  # by the local workload (the source outbound, the destination inbound)
+    bytes_received: int = 0  # by the local workload
+    error: str | None = None
+    response_flag: ResponseFlag = ResponseFlag.NONE
+    _series: _Series | None = field(default=None, init=False, repr=False)
+    _started: float = field(default=0.0, init=False, repr=False)  # monotonic, for durations
+
+    @property
+    def reporter(self) -> Reporter:
+        return Reporter.SOURCE if self.direction is Direction.OUTBOUND else Reporter.DESTINATION
+
+
+class ConnectionTable:
+    """Open connections (the admin endpoint's /debug/connections) and their accounting.
+
+    `log_sink` receives one JSON line per closed connection. `wall` and `monotonic` are clocks,
+    injectable so tests get exact timestamps and durations.
+    """
+
+    def __init__(
+        self,
+        metrics: AgentMetrics,
+        log_sink: Callable[[str], None],
+        *,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.metrics = metrics
+        self._log = log_sink
+        self._wall, self._monotonic = wall, monotonic
+        self._open: dict[int, ConnectionRecord] = {}
+        self._cache: dict[tuple, _Series] = {}
+
+    def series(self, record: ConnectionRecord) -> _Series:
+        """The record's label set and counters (memoized: called once per connection)."""
+        key = (
+            record.direction,
+            record.security_policy,
+            record.source,
+            record.destination,
+            record.service,
+            record.source_principal,
+            record.destination_principal,
+        )
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            found = self._cache[key] = self._new_series(key)
+        return found
+
+    def _new_series(self, key: tuple) -> _Series:
+        direction, security, src, dst, service, src_principal, dst_principal = key
+        reporter = Reporter.SOURCE if direction is Direction.OUTBOUND else Reporter.DESTINATION
+        labels = tcp_labels(reporter, security, src, dst, service, src_principal, dst_principal)
+        m = self.metrics
+        return _Series(
+            labels,
+            m.opened.labels(*labels),
+            m.sent.labels(*labels),
+            m.received.labels(*labels),
+            {ResponseFlag.NONE: m.closed.labels(*labels)},
+        )
+
+    def open(self, record: ConnectionRecord) -> ConnectionRecord:
+        record.start_time, record._started = self._wall(), self._monotonic()
+        record._series = self.series(record)
+        record._series.opened.inc()
+        self.metrics.active_connections.labels(record.direction.value).inc()
+        if record.decision is not None:
+            self.metrics.count_decision(record.decision)
+        self._open[record.id] = record
+        return record
+
+    def decide(self, record: ConnectionRecord, decision: Decision) -> None:
+        """Attach and count a decision made after `open` (inbound: after the handshake)."""
+        record.decision = decision
+        self.metrics.count_decision(decision)
+
+    def update_bytes(self, record: ConnectionRecord, sent: int, received: int) -> None:
+        """Add bytes moved since the last call (sent/received by the local workload)."""
+        record.bytes_sent += sent
+        record.bytes_received += received
+        outbound = record.direction is Direction.OUTBOUND
+        request, reply = (sent, received) if outbound else (received, sent)
+        series = record._series
+        if request:
+            series.received.inc(request)  # Istio: received = source -> destination
+        if reply:
+            series.sent.inc(reply)
+
+    def close(
+        self,
+        record: ConnectionRecord,
+        error: str | None = None,
+        flag: ResponseFlag | str = ResponseFlag.NONE,
+        *,
+        sent: int = 0,
+        received: int = 0,
+    ) -> None:
+        """Count the close (once: later calls do nothing) and write the access log line."""
+        if record.end_time is not None:
+            return
+        if self._open.pop(record.id, None) is None:
+            raise ValueError(f"connection {record.id} was never opened in this table")
+        self.update_bytes(record, sent, received)
+        record.end_time, record.error = self._wall(), error
+        record.response_flag = flag = ResponseFlag(flag)
+        series = record._series
+        closed = series.closed.get(flag)
+        if closed is None:
+            labels = (*series.labels[:_FLAG_AT], flag.value, *series.labels[_FLAG_AT + 1 :])
+            closed = series.closed[flag] = self.metrics.closed.labels(*labels)
+        closed.inc()
+        self.metrics.active_connections.labels(record.direction.value).dec()
+        duration_ms = int((self._monotonic() - record._started) * 1000)
+        self._log(json.dumps(access_log(record, duration_ms), separators=(",", ":")))
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The open connections, oldest first, as JSON-ready dicts."""
+        now = self._monotonic()
+        return [
+            _view(r, int((now - r._started) * 1000))
+            for r in sorted(self._open.values(), key=lambda r: r.id)
+        ]
+
+
+# --- views ----------------------------------------------------------------------------------------
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _addr(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _identities(r: ConnectionRecord) -> tuple[str | None, str | None]:
+    if r.security_policy is not SecurityPolicy.MUTUAL_TLS:
+        return None, None
+    return r.source_principal, r.destination_principal
+
+
+def access_log(r: ConnectionRecord, duration_ms: int) -> dict[str, Any]:
+    """ztunnel's "connection complete" fields (absent values left out), plus nodemesh's own."""
+    src_identity, dst_identity = _identities(r)
+    entry = {
+        "timestamp": rfc3339(r.end_time or r.start_time),
+        "level": "error" if r.error else "info",
+        "scope": "access",
+        "message": "connection complete",
+        "src.addr": _addr(r.source_address),
+        "src.workload": r.source.name if r.source else None,
+        "src.namespace": r.source.namespace if r.source else None,
+        "src.identity": src_identity,
+        "dst.addr": _addr(r.destination_address),
+        "dst.service": r.service.hostname if r.service else None,
+        "dst.workload": r.destination.name if r.destination else None,
+        "dst.namespace": r.destination.namespace if r.destination else None,
+        "dst.identity": dst_identity,
+        "direction": r.direction.value,
+        "bytes_sent": r.bytes_sent,
+        "bytes_recv": r.bytes_received,
+        "duration": f"{duration_ms}ms",
+        "error": r.error,
+        "route": r.route.value if r.route else None,
+    }
+    if r.decision is not None:
+        entry |= {
+            "policy": r.decision.policy,
+            "policy.rule": r.decision.rule,
+            "decision": r.decision.code.value,
+            "reason": r.decision.reason,
+        }
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def _view(r: ConnectionRecord, age_ms: int) -> dict[str, Any]:
+    view = access_log(r, age_ms)
+    for key in ("timestamp", "level", "scope", "message", "duration"):
+        del view[key]
+    security = r.security_policy.value
+    return {
+        "id": r.id,
+        "started": rfc3339(r.start_time),
+        "age_ms": age_ms,
+        "security": security,
+        **view,
+    }
