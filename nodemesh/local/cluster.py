@@ -39,6 +39,7 @@ from nodemesh.local.wait import wait_for
 from nodemesh.manifests.load import parse_documents
 
 READY_TIMEOUT = 30.0
+BPF_PIN_ROOT = Path("/sys/fs/bpf/nodemesh")  # node agents pin under <root>/<cluster>/<node>
 STOP_TIMEOUT = 10.0
 
 
@@ -202,6 +203,10 @@ def down(state: StateDir) -> list[str]:
                 os.kill(p, signal.SIGKILL)
         netns.run(["ip", "netns", "del", name])
         removed.append(f"netns {name}")
+    pins = BPF_PIN_ROOT / state.cluster
+    if pins.exists():  # agents pin capture links here; a killed agent leaves them behind
+        shutil.rmtree(pins, ignore_errors=True)
+        removed.append(f"pinned BPF objects {pins}")
     if ETC_NETNS.is_dir():
         for entry in ETC_NETNS.iterdir():
             if entry.name.startswith(prefix):

@@ -62,6 +62,9 @@ class LocalCluster:
                 for e in ETC_NETNS.iterdir()
                 if e.name.startswith(cluster_netns_prefix(self.name))
             ]
+        pins = Path("/sys/fs/bpf/nodemesh") / self.name
+        if pins.exists():
+            found.append(f"pinned BPF objects {pins}")
         state = StateDir(self.name)
         if state.path.exists():
             found.append(f"state dir {state.path}")
