@@ -100,13 +100,20 @@ class Probe:
         return self.proc.stderr.read()[-2000:]
 
 
-def status_of(cluster, sub_id: str) -> dict:
-    """The subscriber's row of `meshctl status`; {} while the controller is unreachable."""
+def status_of(cluster, sub_id: str, state: str) -> dict:
+    """A row of `meshctl status` for `sub_id` in `state`; {} if none (or no controller).
+
+    The node's real agent subscribes as agent/<node> too, so the probe's row is told apart by
+    the state the test expects of it."""
     res = cluster.meshctl("status", "-o", "json", check=False)
     if res.returncode != 0:
         return {}
     data = json.loads(res.stdout)
-    return next((s for s in data["subscribers"] if s["name"] == sub_id), {})
+    return next((s for s in data["subscribers"] if s["name"] == sub_id and s["state"] == state), {})
+
+
+def controller_pod(pods: list[dict]) -> dict:
+    return next(p for p in pods if p["metadata"]["name"] == "nodemesh-controller")
 
 
 def until(predicate, timeout: float = 20.0):
@@ -127,7 +134,7 @@ def test_pushes_reach_a_subscriber_on_another_node(local_cluster, tmp_path):
     try:
         probe.wait_for(lambda e: e.get("type") == "Workload")  # its own pod, in full
         probe.wait_for(lambda e: e.get("type") == "Service" and e["name"] == "shop/web")
-        until(lambda: status_of(local_cluster, "agent/node2").get("state") == "SYNCED")
+        until(lambda: status_of(local_cluster, "agent/node2", "SYNCED"))
         # A new pod on node1 reaches node2's subscriber as a peer.
         (tmp_path / "more.yaml").write_text(
             APP.replace(
@@ -149,9 +156,7 @@ def test_a_refused_resource_is_nacked_alone(local_cluster, tmp_path):
     probe = Probe(local_cluster, "node2", refuse="shop/web")
     try:
         probe.wait_for(lambda e: e.get("type") == "Workload")  # the rest applied
-        sub = until(
-            lambda: (s := status_of(local_cluster, "agent/node2")).get("state") == "NACKED" and s
-        )
+        sub = until(lambda: status_of(local_cluster, "agent/node2", "NACKED"))
         assert "shop/web" in sub["rejected"]
         text = local_cluster.meshctl("status").stdout
         assert "rejected shop/web" in text and "refused by the test" in text
@@ -168,19 +173,19 @@ def test_a_killed_controller_restarts_with_its_root_and_subscribers_resync(local
     probe = Probe(local_cluster, "node2")
     try:
         probe.wait_for(lambda e: e.get("type") == "Workload")
-        until(lambda: status_of(local_cluster, "agent/node2").get("state") == "SYNCED")
+        until(lambda: status_of(local_cluster, "agent/node2", "SYNCED"))
         pods = json.loads(
             local_cluster.meshctl("get", "pods", "-n", "nodemesh-system", "-o", "json").stdout
         )["items"]
-        pid = pods[0]["status"]["containerStatuses"][0]["pid"]
+        pid = controller_pod(pods)["status"]["containerStatuses"][0]["pid"]
         os.kill(pid, signal.SIGKILL)
         # The runtime restarts it; the subscriber reconnects and is in sync again.
-        until(lambda: status_of(local_cluster, "agent/node2").get("state") == "SYNCED", timeout=40)
+        until(lambda: status_of(local_cluster, "agent/node2", "SYNCED"), timeout=40)
         assert local_cluster.meshctl("ca", "root").stdout == root
         pods = json.loads(
             local_cluster.meshctl("get", "pods", "-n", "nodemesh-system", "-o", "json").stdout
         )["items"]
-        assert pods[0]["status"]["containerStatuses"][0]["restartCount"] >= 1
+        assert controller_pod(pods)["status"]["containerStatuses"][0]["restartCount"] >= 1
         # And it still pushes: removing the pod reaches the subscriber.
         local_cluster.meshctl("delete", "-f", str(tmp_path / "app.yaml"))
         probe.wait_for(lambda e: e["ev"] == "del" and e.get("type") == "Workload")
