@@ -22,8 +22,8 @@ destination, service, principals) and the counter children kept with them, so op
 costs one dict lookup and moving bytes costs two counter increments. Connections are counted while
 they run, not only at close, so long-lived streams show progress (istio/istio#59183).
 
-`_created` series: prometheus_client adds one per counter series; Istio has none. The agent's
-main disables them process-wide (PROMETHEUS_DISABLE_CREATED_SERIES=True); a library must not.
+`_created` series: prometheus_client adds one per counter series and Istio has none; only the
+process can turn them off (PROMETHEUS_DISABLE_CREATED_SERIES=True), so the agent's main should.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -96,40 +97,27 @@ class AgentMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-
         # Counter names are given whole: prometheus_client strips "_total" and adds it back once.
-        def tcp(name: str, doc: str) -> Counter:
-            return Counter(name, doc, TCP_LABELS, registry=registry)
-
-        self.opened = tcp("istio_tcp_connections_opened_total", "TCP connections opened.")
-        self.closed = tcp("istio_tcp_connections_closed_total", "TCP connections closed.")
-        self.sent = tcp("istio_tcp_sent_bytes_total", "Bytes sent destination -> source.")
-        self.received = tcp("istio_tcp_received_bytes_total", "Bytes sent source -> destination.")
-        self.decisions = Counter(
+        counter = partial(Counter, registry=registry)
+        gauge = partial(Gauge, registry=registry)
+        self.opened = counter("istio_tcp_connections_opened_total", "TCP opens.", TCP_LABELS)
+        self.closed = counter("istio_tcp_connections_closed_total", "TCP closes.", TCP_LABELS)
+        self.sent = counter("istio_tcp_sent_bytes_total", "Bytes, dst -> src.", TCP_LABELS)
+        self.received = counter("istio_tcp_received_bytes_total", "Bytes, src -> dst.", TCP_LABELS)
+        self.decisions = counter(
             "nodemesh_agent_policy_decisions_total",
-            "L4 authorization decisions, by outcome and DecisionCode.",
+            "L4 authorization decisions, by outcome (allow, deny) and DecisionCode.",
             ["decision", "code"],
-            registry=registry,
         )
-        self.captured_pods = Gauge(
-            "nodemesh_agent_captured_pods",
-            "Local pods whose traffic is captured.",
-            registry=registry,
-        )
-        self.config_generation = Gauge(
-            "nodemesh_agent_config_generation", "Config pushes applied.", registry=registry
-        )
-        self.certificate_expiry = Gauge(
+        self.captured_pods = gauge("nodemesh_agent_captured_pods", "Local pods captured now.")
+        self.config_generation = gauge("nodemesh_agent_config_generation", "Pushes applied.")
+        self.certificate_expiry = gauge(
             "nodemesh_agent_certificate_expiry_timestamp_seconds",
-            "Unix time each workload certificate held by the agent expires.",
+            "Unix time each workload certificate the agent holds expires.",
             ["identity"],
-            registry=registry,
         )
-        self.active_connections = Gauge(
-            "nodemesh_agent_active_connections",
-            "Connections open now.",
-            ["direction"],
-            registry=registry,
+        self.active_connections = gauge(
+            "nodemesh_agent_active_connections", "Connections open now.", ["direction"]
         )
 
     def count_decision(self, decision: Decision) -> None:
@@ -260,36 +248,20 @@ class ConnectionTable:
         self._open: dict[int, ConnectionRecord] = {}
         self._cache: dict[tuple, _Series] = {}
 
-    def series(self, record: ConnectionRecord) -> _Series:
-        """The record's label set and counters (memoized: called once per connection)."""
-        key = (
-            record.direction,
-            record.security_policy,
-            record.source,
-            record.destination,
-            record.service,
-            record.source_principal,
-            record.destination_principal,
-        )
+    def series(self, r: ConnectionRecord) -> _Series:
+        """The record's label set and counter children (memoized: one dict lookup when known)."""
+        key = (r.reporter, r.security_policy, r.source, r.destination, r.service)
+        key += (r.source_principal, r.destination_principal)
         found = self._cache.get(key)
         if found is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            found = self._cache[key] = self._new_series(key)
+            labels = tcp_labels(*key)
+            m = self.metrics
+            opened, sent, received = (c.labels(*labels) for c in (m.opened, m.sent, m.received))
+            closed = {ResponseFlag.NONE: m.closed.labels(*labels)}
+            found = self._cache[key] = _Series(labels, opened, sent, received, closed)
         return found
-
-    def _new_series(self, key: tuple) -> _Series:
-        direction, security, src, dst, service, src_principal, dst_principal = key
-        reporter = Reporter.SOURCE if direction is Direction.OUTBOUND else Reporter.DESTINATION
-        labels = tcp_labels(reporter, security, src, dst, service, src_principal, dst_principal)
-        m = self.metrics
-        return _Series(
-            labels,
-            m.opened.labels(*labels),
-            m.sent.labels(*labels),
-            m.received.labels(*labels),
-            {ResponseFlag.NONE: m.closed.labels(*labels)},
-        )
 
     def open(self, record: ConnectionRecord) -> ConnectionRecord:
         record.start_time, record._started = self._wall(), self._monotonic()
@@ -327,14 +299,18 @@ class ConnectionTable:
         sent: int = 0,
         received: int = 0,
     ) -> None:
-        """Count the close (once: later calls do nothing) and write the access log line."""
+        """Count the close (once: later calls do nothing) and write the access log line.
+
+        `sent`/`received` are the last deltas. With no flag, a denying decision implies DENY and
+        a NO_ENDPOINTS route UH, so a refused connection can never be counted as a success.
+        """
         if record.end_time is not None:
             return
         if self._open.pop(record.id, None) is None:
             raise ValueError(f"connection {record.id} was never opened in this table")
         self.update_bytes(record, sent, received)
         record.end_time, record.error = self._wall(), error
-        record.response_flag = flag = ResponseFlag(flag)
+        record.response_flag = flag = _implied(record, ResponseFlag(flag))
         series = record._series
         closed = series.closed.get(flag)
         if closed is None:
@@ -357,6 +333,16 @@ class ConnectionTable:
         ]
 
 
+def _implied(record: ConnectionRecord, flag: ResponseFlag) -> ResponseFlag:
+    if flag is not ResponseFlag.NONE:
+        return flag
+    if record.decision is not None and not record.decision.allowed:
+        return ResponseFlag.DENY
+    if record.route is Route.NO_ENDPOINTS:
+        return ResponseFlag.NO_HEALTHY_UPSTREAM
+    return flag
+
+
 # --- views ----------------------------------------------------------------------------------------
 
 
@@ -369,29 +355,23 @@ def _addr(address: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _identities(r: ConnectionRecord) -> tuple[str | None, str | None]:
-    if r.security_policy is not SecurityPolicy.MUTUAL_TLS:
-        return None, None
-    return r.source_principal, r.destination_principal
-
-
 def access_log(r: ConnectionRecord, duration_ms: int) -> dict[str, Any]:
     """ztunnel's "connection complete" fields (absent values left out), plus nodemesh's own."""
-    src_identity, dst_identity = _identities(r)
+    mtls = r.security_policy is SecurityPolicy.MUTUAL_TLS  # else no identity was proven
     entry = {
         "timestamp": rfc3339(r.end_time or r.start_time),
-        "level": "error" if r.error else "info",
+        "level": "error" if r.error or r.response_flag is not ResponseFlag.NONE else "info",
         "scope": "access",
         "message": "connection complete",
         "src.addr": _addr(r.source_address),
         "src.workload": r.source.name if r.source else None,
         "src.namespace": r.source.namespace if r.source else None,
-        "src.identity": src_identity,
+        "src.identity": r.source_principal if mtls else None,
         "dst.addr": _addr(r.destination_address),
         "dst.service": r.service.hostname if r.service else None,
         "dst.workload": r.destination.name if r.destination else None,
         "dst.namespace": r.destination.namespace if r.destination else None,
-        "dst.identity": dst_identity,
+        "dst.identity": r.destination_principal if mtls else None,
         "direction": r.direction.value,
         "bytes_sent": r.bytes_sent,
         "bytes_recv": r.bytes_received,
@@ -410,14 +390,8 @@ def access_log(r: ConnectionRecord, duration_ms: int) -> dict[str, Any]:
 
 
 def _view(r: ConnectionRecord, age_ms: int) -> dict[str, Any]:
-    view = access_log(r, age_ms)
+    view = {"id": r.id, "started": rfc3339(r.start_time), "age_ms": age_ms}
+    view |= access_log(r, age_ms) | {"security": r.security_policy.value}
     for key in ("timestamp", "level", "scope", "message", "duration"):
         del view[key]
-    security = r.security_policy.value
-    return {
-        "id": r.id,
-        "started": rfc3339(r.start_time),
-        "age_ms": age_ms,
-        "security": security,
-        **view,
-    }
+    return view
