@@ -19,7 +19,6 @@ from envoy.service.discovery.v3 import ads_pb2_grpc
 from google.protobuf import json_format
 from prometheus_client import CollectorRegistry, start_http_server
 
-from controller import admin
 from controller.auth import NodeTokenAuthenticator
 from controller.auth_kube import TokenReviewAuthenticator
 from controller.ca import CertificateAuthority
@@ -31,6 +30,7 @@ from controller.registry_kube import KubeRegistry, api_client_from
 from controller.registry_local import LocalRegistry
 from controller.resources import from_resource, to_message
 from controller.translate import translate
+from nodemesh import admin
 from nodemesh.identity import parse_any
 
 log = logging.getLogger("nodemesh.controller")

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, start_http_server
 
 from controller import scope
 from node_agent.capture import CaptureProgram
@@ -22,11 +25,20 @@ from node_agent.pod import PodContext, PodDataplane
 from node_agent.policy import PolicyIndex
 from node_agent.routing import RoundRobin
 from node_agent.state import AgentConfig
-from nodemesh import controlplane
+from node_agent.telemetry import AgentMetrics, ConnectionTable
+from nodemesh import admin, controlplane
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.xds.stream import ConfigStream
 
 log = logging.getLogger("nodemesh.agent")
+
+
+def access_log(line: str) -> None:
+    """One JSON line per connection on stdout: the agent pod's log is its access log."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 RENEW_FRACTION = 0.5
 
 
@@ -40,6 +52,8 @@ class AgentSettings:
     bootstrap_port: int = 15011
     mtls_port: int = 15012
     pin_root: str = "/sys/fs/bpf/nodemesh"
+    metrics_port: int = 15020  # Prometheus, on the node's addresses
+    admin_port: int = 15000  # read-only admin, 127.0.0.1 only
 
 
 class NodeAgent:
@@ -55,10 +69,17 @@ class NodeAgent:
         self._changed = asyncio.Event()
         self._stream = ConfigStream(f"agent~{settings.node}", scope.TYPE_URLS, self._on_config)
         self._tasks: list[asyncio.Task] = []
+        self._admin = None
+        self._channel = None
+        self._metrics_server = None
+        self.registry = CollectorRegistry()
+        self.metrics = AgentMetrics(self.registry)
+        self.connections = ConnectionTable(self.metrics, access_log)
 
     # -- config ---------------------------------------------------------------------------------
     def _on_config(self, type_url, upserts, removals) -> dict:
         rejected = self.config.apply(type_url, upserts, removals)
+        self.metrics.config_generation.set(self.config.generation)
         for name, reason in rejected.items():
             log.warning("rejected %s %s: %s", type_url.rsplit(".", 1)[-1], name, reason)
         self._changed.set()
@@ -77,11 +98,17 @@ class NodeAgent:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Bootstrap, bind the admin and metrics listeners, then start following config.
+
+        Listeners are bound before any task starts, so a failure leaves nothing running."""
         s = self.settings
         self.node_identity = await controlplane.bootstrap(
             f"{s.controller}:{s.bootstrap_port}", s.bundle_pem, s.node, s.token
         )
         log.info("node %s bootstrapped", s.node)
+        self._admin = await admin.serve(admin.AdminServer(self.routes()), "127.0.0.1", s.admin_port)
+        if s.metrics_port >= 0:
+            self._metrics_server, _ = start_http_server(s.metrics_port, registry=self.registry)
         self._channel = controlplane.mtls_channel(
             f"{s.controller}:{s.mtls_port}", self.node_identity
         )
@@ -104,7 +131,46 @@ class NodeAgent:
         await asyncio.gather(*(p.stop() for p in self.pods.values()), return_exceptions=True)
         if self.capture is not None:
             self.capture.close(detach=detach)
-        await self._channel.close()
+        if self._admin is not None:
+            self._admin.close()
+        if self._metrics_server is not None:
+            await asyncio.to_thread(self._metrics_server.shutdown)
+            self._metrics_server.server_close()
+        if self._channel is not None:
+            await self._channel.close()
+
+    def routes(self) -> dict:
+        """The admin endpoint: what this agent runs, holds and carries right now."""
+        return {
+            "/healthz": lambda q: {"ok": True, "synced": self._stream.synced()},
+            "/debug/workloads": lambda q: [
+                {
+                    "uid": uid,
+                    "name": f"{d.workload.namespace}/{d.workload.name}",
+                    "address": d.ip,
+                    "identity": d.workload.identity,
+                    "capture": self.capture.pods[uid].counters()
+                    if self.capture and uid in self.capture.pods
+                    else None,
+                }
+                for uid, d in self.pods.items()
+            ],
+            "/debug/certs": lambda q: {
+                "node": {
+                    "pem": self.node_identity.chain_pem.decode(),
+                    "notAfter": self.node_identity.not_after,
+                },
+                "workloads": [
+                    {"identity": ident, "notAfter": kc.not_after, "pem": kc.chain_pem.decode()}
+                    for ident, kc in sorted(self.certs.items())
+                ],
+            },
+            "/debug/connections": lambda q: self.connections.snapshot(),
+            "/debug/config": lambda q: {
+                "generation": self.config.generation,
+                "stream": {t: c.state() for t, c in self._stream.clients.items()},
+            },
+        }
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -147,6 +213,7 @@ class NodeAgent:
             return cached
         issued = await controlplane.workload_certificate(self._channel, identity)
         self.certs[identity] = issued
+        self.metrics.certificate_expiry.labels(identity).set(issued.not_after)
         return issued
 
     async def _add(self, workload) -> None:
@@ -157,6 +224,7 @@ class NodeAgent:
             policies=self.policies,
             pick=self.pick,
             original_destination=program.original_destination,
+            connections=self.connections,
         )
         dataplane = PodDataplane(workload, identity, ctx)
         await dataplane.start()
@@ -168,6 +236,7 @@ class NodeAgent:
             inbound_listener=dataplane.inbound_sock,
         )
         self.pods[workload.uid] = dataplane
+        self.metrics.captured_pods.set(len(self.pods))
         log.info(
             "enrolled %s/%s (%s) as %s",
             workload.namespace,
@@ -178,6 +247,7 @@ class NodeAgent:
 
     async def _remove(self, uid: str) -> None:
         dataplane = self.pods.pop(uid)
+        self.metrics.captured_pods.set(len(self.pods))
         if self.capture is not None and uid in self.capture.pods:
             self.capture.pods[uid].detach()
         await dataplane.stop()

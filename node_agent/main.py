@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from prometheus_client import disable_created_metrics
+
 from node_agent.agent import AgentSettings, NodeAgent
 from nodemesh.hbone.gate import install_fast_frame_repr
 
@@ -48,12 +50,15 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
 async def run(args: argparse.Namespace) -> None:
     log = logging.getLogger("nodemesh.agent")
     while True:  # the controller may still be starting (no trust bundle yet, port closed)
+        agent = None
         try:
             agent = NodeAgent(settings_from(args))
             await agent.start()
             break
         except Exception as exc:
-            log.warning("bootstrap failed, retrying in 1s: %s", exc)
+            log.warning("start failed, retrying in 1s: %s", exc)
+            if agent is not None:
+                await agent.stop()
             await asyncio.sleep(1)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -70,5 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     install_fast_frame_repr()
+    disable_created_metrics()  # Istio's series have no *_created twins; they double cardinality
     asyncio.run(run(parse_args(argv)))
     return 0

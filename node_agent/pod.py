@@ -21,11 +21,18 @@ from controller.model import Workload
 from node_agent.pipe import pipe, reset
 from node_agent.policy import Connection, decide
 from node_agent.routing import Route, build_request
+from node_agent.telemetry import (
+    ConnectionRecord,
+    ConnectionTable,
+    Direction,
+    ResponseFlag,
+    SecurityPolicy,
+)
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.hbone.client import HbonePool
 from nodemesh.hbone.headers import parse_authority, tunnel_headers
 from nodemesh.hbone.server import HboneServer, TunnelRequest
-from nodemesh.hbone.tunnel import TaskSet
+from nodemesh.hbone.tunnel import TaskSet, TunnelRefusedError
 from nodemesh.identity import SpiffeId
 from nodemesh.local.netns import socket_in_netns
 
@@ -43,6 +50,7 @@ class PodContext:
     policies: Callable[[], object]  # -> PolicyIndex
     pick: Callable  # round robin over endpoints
     original_destination: Callable[[socket.socket], tuple[str, int]]
+    connections: ConnectionTable  # metrics and access log of every connection
 
 
 class PodDataplane:
@@ -107,8 +115,23 @@ class PodDataplane:
             reset(writer)
             return
         req = build_request(self.workload, dst_ip, dst_port, self.ctx.state(), self.ctx.pick)
+        tunneled = req.route in (Route.DIRECT, Route.WAYPOINT)
+        record = self.ctx.connections.open(
+            ConnectionRecord(
+                direction=Direction.OUTBOUND,
+                source_address=writer.get_extra_info("peername")[:2],
+                destination_address=req.authority,
+                security_policy=SecurityPolicy.MUTUAL_TLS if tunneled else SecurityPolicy.NONE,
+                source=self.workload,
+                destination=req.destination,
+                service=req.service,
+                source_principal=self.workload.identity,
+                destination_principal=req.expected_identity,
+                route=req.route,
+            )
+        )
         try:
-            if req.route in (Route.DIRECT, Route.WAYPOINT):
+            if tunneled:
                 tunnel = await self.pool.open(
                     req.tunnel_to,
                     SpiffeId.parse(req.expected_identity),
@@ -120,22 +143,17 @@ class PodDataplane:
                 upstream = await self._connect(*req.authority)
                 sent, received = await pipe((reader, writer), upstream)
             else:
-                log.info("%s → %s:%s refused: %s", self.workload.name, dst_ip, dst_port, req.reason)
                 reset(writer)
+                self.ctx.connections.close(record, req.reason, ResponseFlag.NO_HEALTHY_UPSTREAM)
                 return
-            log.debug(
-                "%s → %s: %s, %d/%d bytes",
-                self.workload.name,
-                req.authority,
-                req.route.value,
-                sent,
-                received,
-            )
         except Exception as exc:
-            log.warning(
-                "%s → %s:%s failed (%s): %s", self.workload.name, dst_ip, dst_port, req.reason, exc
-            )
             reset(writer)
+            flag = (
+                ResponseFlag.DENY if isinstance(exc, TunnelRefusedError) else ResponseFlag.CONNECT
+            )
+            self.ctx.connections.close(record, f"{req.reason}: {exc}", flag)
+            return
+        self.ctx.connections.close(record, sent=sent, received=received)
 
     # -- inbound over HBONE --------------------------------------------------------------------
     async def _on_tunnel(self, request: TunnelRequest) -> None:
@@ -150,6 +168,7 @@ class PodDataplane:
         source_ip = _forwarded_for(request.headers) or request.peer_address[0]
         conn = Connection(str(request.peer_identity), source_ip, ip, port, tls=True)
         decision = decide(conn, self.workload, self.ctx.policies())
+        record = self._inbound_record(source_ip, ip, port, decision, str(request.peer_identity))
         if not decision.allowed:
             log.info(
                 "denied %s → %s/%s:%s: %s",
@@ -160,13 +179,17 @@ class PodDataplane:
                 decision.reason,
             )
             request.refuse(403, decision.reason)
+            self.ctx.connections.close(record, decision.reason, ResponseFlag.DENY)
             return
         try:
             upstream = await self._connect(ip, port)
         except OSError as exc:
-            request.refuse(503, f"{self.workload.name} refused port {port}: {exc.strerror}")
+            reason = f"{self.workload.name} refused port {port}: {exc.strerror}"
+            request.refuse(503, reason)
+            self.ctx.connections.close(record, reason, ResponseFlag.CONNECT)
             return
-        await request.accept().splice(*upstream)
+        received, sent = await request.accept().splice(*upstream)
+        self.ctx.connections.close(record, sent=sent, received=received)
 
     # -- inbound plaintext ---------------------------------------------------------------------
     async def _on_plaintext(self, reader, writer) -> None:
@@ -175,6 +198,7 @@ class PodDataplane:
         decision = decide(
             Connection(None, src_ip, dst_ip, dst_port), self.workload, self.ctx.policies()
         )
+        record = self._inbound_record(src_ip, dst_ip, dst_port, decision, None)
         if not decision.allowed:
             log.info(
                 "denied plaintext %s → %s/%s:%s: %s",
@@ -185,13 +209,31 @@ class PodDataplane:
                 decision.reason,
             )
             reset(writer)
+            self.ctx.connections.close(record, decision.reason, ResponseFlag.DENY)
             return
         try:
             upstream = await self._connect(dst_ip, dst_port)
-        except OSError:
+        except OSError as exc:
             reset(writer)
+            self.ctx.connections.close(record, str(exc), ResponseFlag.CONNECT)
             return
-        await pipe((reader, writer), upstream)
+        received, sent = await pipe((reader, writer), upstream)
+        self.ctx.connections.close(record, sent=sent, received=received)
+
+    def _inbound_record(self, src_ip, dst_ip, dst_port, decision, principal) -> ConnectionRecord:
+        return self.ctx.connections.open(
+            ConnectionRecord(
+                direction=Direction.INBOUND,
+                source_address=(src_ip, 0),
+                destination_address=(dst_ip, dst_port),
+                security_policy=SecurityPolicy.MUTUAL_TLS if principal else SecurityPolicy.NONE,
+                source=self.ctx.state().peer_by_address.get(src_ip),
+                destination=self.workload,
+                source_principal=principal,
+                destination_principal=self.workload.identity,
+                decision=decision,
+            )
+        )
 
 
 def _forwarded_for(headers: dict[str, str]) -> str | None:

@@ -11,6 +11,8 @@ from nodemesh.local.admin_client import AdminError, get_json
 from nodemesh.local.runtime import load_plan
 from nodemesh.local.system import ADMIN_PORT, controller_node
 
+AGENT_ADMIN_PORT = 15000
+
 
 def controller_admin(ctx: Ctx, path: str) -> dict:
     with user_errors():
@@ -92,15 +94,50 @@ def ca_root(ctx: Ctx) -> None:
     click.echo(controller_admin(ctx, "/debug/ca")["trustBundle"], nl=False)
 
 
+def agent_certs(ctx: Ctx, node: str) -> list[dict]:
+    """What the node's agent holds now, from its own admin endpoint (127.0.0.1:15000)."""
+    with user_errors():
+        plan = load_plan(ctx.state)
+        try:
+            netns = plan.node(node).netns
+        except KeyError:
+            raise click.ClickException(f"no node {node!r}; see 'meshctl get nodes'") from None
+        try:
+            data = get_json(netns, AGENT_ADMIN_PORT, "/debug/certs")
+        except AdminError as exc:
+            raise click.ClickException(
+                f"{exc}\nis the agent running? see 'meshctl get pods -n nodemesh-system'"
+            ) from exc
+    held = [
+        {
+            "identity": f"spiffe://…/nodemesh/node/{node}",
+            "kind": "node",
+            "requestedBy": node,
+            "serial": "",
+            "notAfter": data["node"]["notAfter"],
+            "pem": data["node"]["pem"],
+        }
+    ]
+    return held + [
+        {
+            "identity": c["identity"],
+            "kind": "workload",
+            "requestedBy": node,
+            "serial": "",
+            "notAfter": c["notAfter"],
+            "pem": c["pem"],
+        }
+        for c in data["workloads"]
+    ]
+
+
 @click.command("certs")
-@click.option("--node", help="Only certificates requested by this node's agent.")
+@click.option("--node", help="The certificates this node's agent holds (from its admin endpoint).")
 @click.option("-o", "--output", type=click.Choice(["table", "pem", "json"]), default="table")
 @pass_ctx
 def certs(ctx: Ctx, node: str | None, output: str) -> None:
-    """Certificates the controller signed (agents' own admin views come with the agent)."""
-    issued = controller_admin(ctx, "/debug/certs")["issued"]
-    if node:
-        issued = [c for c in issued if c["requestedBy"].endswith(f"/nodemesh/node/{node}")]
+    """Certificates: held by one node's agent (--node), or every one the controller signed."""
+    issued = agent_certs(ctx, node) if node else controller_admin(ctx, "/debug/certs")["issued"]
     if output == "json":
         emit(issued, "json")
     elif output == "pem":

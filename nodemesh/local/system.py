@@ -18,7 +18,9 @@ SYSTEM_NAMESPACE = "nodemesh-system"
 CONTROLLER = "nodemesh-controller"
 AGENT = "nodemesh-agent"
 CONTROLLER_NODE_INDEX = 0
-ADMIN_PORT = 15000
+# The controller runs with host networking on node1, beside node1's agent, whose admin endpoint
+# owns 15000 (DESIGN); in local mode the controller's admin moves to 15010.
+ADMIN_PORT = 15010
 MTLS_PORT = 15012
 BOOTSTRAP_PORT = 15011
 METRICS_PORT = 15014
@@ -67,7 +69,17 @@ spec:
 
 
 def system_manifest(state: StateDir, plan: ClusterPlan, python: str = sys.executable) -> str:
-    command = json.dumps([python, "-m", "controller", "--local-state", str(state.path)])
+    command = json.dumps(
+        [
+            python,
+            "-m",
+            "controller",
+            "--local-state",
+            str(state.path),
+            "--admin-port",
+            str(ADMIN_PORT),
+        ]
+    )
     node = controller_node(plan).name
     agents = "".join(agent_manifest(state, plan, n, python) for n in plan.nodes)
     return f"""\

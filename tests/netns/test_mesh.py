@@ -190,6 +190,38 @@ def test_http_and_tcp_reach_servers_on_both_nodes_encrypted_on_the_wire(mesh):
         wire = cap.stop()
     assert ".15008" in wire  # HBONE between the pods' addresses
     assert MARKER not in wire and "echo-far node2" not in wire and "PONG" not in wire
+    client_id, echo_id = (
+        "spiffe://cluster.local/ns/shop/sa/client",
+        "spiffe://cluster.local/ns/shop/sa/echo",
+    )
+    metrics = subprocess.run(
+        ["ip", "netns", "exec", f"nm-{mesh.name}-node1", "curl", "-s", "198.18.0.11:15020/metrics"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    opened = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("istio_tcp_connections_opened_total{")
+        and 'reporter="source"' in line
+        and f'destination_principal="{echo_id}"' in line
+    ]
+    assert opened and all(
+        'connection_security_policy="mutual_tls"' in line
+        and f'source_principal="{client_id}"' in line
+        for line in opened
+    )
+    log = mesh.meshctl("logs", "nodemesh-agent-node1", "-n", "nodemesh-system").stdout
+    access = [json.loads(line) for line in log.splitlines() if line.startswith('{"timestamp"')]
+    assert any(
+        a.get("src.identity") == client_id
+        and a.get("dst.identity") == echo_id
+        and a["direction"] == "outbound"
+        for a in access
+    )
+    held = json.loads(mesh.meshctl("certs", "--node", "node1", "-o", "json").stdout)
+    assert client_id in {c["identity"] for c in held}
 
 
 def test_allow_for_one_principal_and_deny_on_a_port_wins(mesh, tmp_path):
