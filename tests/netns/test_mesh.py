@@ -322,3 +322,37 @@ def test_a_killed_agent_comes_back_and_readopts_its_pods(mesh):
     finally:
         wire = cap.stop()
     assert ".15008" in wire and MARKER not in wire
+
+
+def test_a_cleanly_stopped_agent_leaves_no_program_attached(mesh, tmp_path):
+    from pathlib import Path
+
+    from node_agent import bpf_types
+    from node_agent.capture import attached_programs
+    from nodemesh.local.addressing import plan_cluster
+    from nodemesh.local.state import StateDir
+    from nodemesh.local.system import system_manifest
+
+    client = next(p for p in pods(mesh, "shop") if p["metadata"]["name"] == "client")
+    cgroup = Path(client["sandbox"]["cgroup"])
+    netns = Path("/run/netns") / client["sandbox"]["netns"]
+
+    def programs() -> list[int]:
+        return [
+            *attached_programs(cgroup, bpf_types.ATTACH_INET4_CONNECT),
+            *attached_programs(cgroup, bpf_types.ATTACH_SOCK_OPS),
+            *attached_programs(netns, bpf_types.ATTACH_SK_LOOKUP),
+        ]
+
+    assert programs()  # captured while the agent runs
+    # Deleting the agent's pod stops it the graceful way (SIGTERM), and nothing restarts it.
+    docs = system_manifest(StateDir(mesh.name), plan_cluster(mesh.name, 2)).split("---\n")
+    agent_doc = next(d for d in docs if "name: nodemesh-agent-node1\n" in d)
+    (tmp_path / "agent.yaml").write_text(agent_doc)
+    mesh.meshctl("delete", "-f", str(tmp_path / "agent.yaml"))
+    assert programs() == []
+    assert not (Path("/sys/fs/bpf/nodemesh") / mesh.name / "node1").exists() or not any(
+        (Path("/sys/fs/bpf/nodemesh") / mesh.name / "node1").rglob("*")
+    )
+    # The pod, no longer captured, reaches the Service in plaintext through kube-proxy.
+    assert curl(mesh, "client", "http://echo/").stdout == "echo-far node2"
