@@ -1,4 +1,4 @@
-"""The local cluster's own path, without a mesh: the baseline every mesh figure is compared to.
+"""Pod-to-pod latency and throughput without the mesh (the baseline) and through it, one run.
 
 Brings up a dedicated 2-node cluster ('bench'), measures pod-to-pod round-trip latency (64-byte
 request/response, sequential) and single-connection bulk throughput (iperf3), same node and across
@@ -8,17 +8,22 @@ seconds of iperf3 per path. Mesh rows (agent, stunnel, waypoint) join this table
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from nodemesh.local import cluster
+from nodemesh.local.admin_client import AdminError, get_json
 from nodemesh.local.launch import launch_argv
+from nodemesh.local.runtime import load_plan
 from nodemesh.local.state import StateDir
 from nodemesh.local.store import Store
 from nodemesh.local.wait import wait_for
-from nodemesh.manifests.load import load_paths
+from nodemesh.manifests.load import load_paths, parse_documents
 
 HERE = Path(__file__).resolve().parent
 ROUND_TRIPS = 3000
@@ -45,6 +50,71 @@ def measure(client: dict, server_ip: str) -> dict:
     return rr
 
 
+def agent_pids(state: StateDir) -> list[int]:
+    pods = cluster.read_status(state)["pods"]
+    return [
+        p["status"]["containerStatuses"][0]["pid"]
+        for p in pods
+        if p["metadata"]["name"].startswith("nodemesh-agent-")
+    ]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the agents (clock ticks → seconds), from /proc/<pid>/stat."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def enroll(state: StateDir, pods: dict) -> None:
+    """Label the namespace ambient and wait until both agents capture the bench pods."""
+    store = Store(state)
+    store.apply(
+        parse_documents(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: bench, labels: "
+            "{nodemesh.io/dataplane-mode: ambient}}\n",
+            "<bench>",
+        )
+    )
+    cluster.wake_runtime(state)
+    plan = load_plan(state)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        enrolled = 0
+        for node in plan.nodes:
+            with contextlib.suppress(AdminError):  # the agent may be restarting
+                enrolled += len(get_json(node.netns, 15000, "/debug/workloads"))
+        if enrolled >= 3:
+            return
+        time.sleep(0.5)
+    raise SystemExit("the agents did not enroll the bench pods in 60 s")
+
+
+def table(title: str, rows) -> None:
+    print(title)
+    print(f"{'path':12} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'Gbit/s':>8}")
+    for label, r in rows:
+        print(f"{label:12} {r['p50']:>8} {r['p90']:>8} {r['p99']:>8} {r['gbit_s']:>8}")
+
+
+def run_paths(pods: dict) -> list:
+    return [
+        (label, measure(pods["client"], pods[server]["status"]["podIP"]))
+        for label, server in (("same node", "server-same"), ("cross node", "server-cross"))
+    ]
+
+
 def main() -> int:
     state = StateDir("bench")
     cluster.down(state)
@@ -60,17 +130,25 @@ def main() -> int:
         if waiting:
             raise SystemExit("benchmark pods not ready:\n" + "\n".join(waiting))
         pods = {p["metadata"]["name"]: p for p in cluster.read_status(state)["pods"]}
-        rows = []
-        for label, server in (("same node", "server-same"), ("cross node", "server-cross")):
-            result = measure(pods["client"], pods[server]["status"]["podIP"])
-            rows.append((label, result))
+        baseline = run_paths(pods)
+        enroll(state, pods)
+        pids = agent_pids(state)
+        cpu0, t0 = cpu_seconds(pids), time.monotonic()
+        mesh = run_paths(pods)
+        cpu, wall = cpu_seconds(pids) - cpu0, time.monotonic() - t0
+        shape = f"{ROUND_TRIPS} round trips of 64 B, iperf3 {IPERF_SECONDS}s, one connection"
+        table(f"baseline: no mesh, pod to pod over veth ({shape})", baseline)
+        table(f"mesh: enrolled namespace, HBONE mTLS between the pods' agents ({shape})", mesh)
+        print(f"{'ratio':12} {'p50':>8} {'p90':>8} {'p99':>8} {'Gbit/s':>8}   (mesh / baseline)")
+        for (label, b), (_, m) in zip(baseline, mesh, strict=True):
+            ratios = [
+                m[k] / b[k] if b[k] else float("nan") for k in ("p50", "p90", "p99", "gbit_s")
+            ]
+            print(f"{label:12} " + " ".join(f"{x:>8.2f}" for x in ratios))
         print(
-            f"baseline: no mesh, pod to pod over veth ({ROUND_TRIPS} round trips of 64 B, "
-            f"iperf3 {IPERF_SECONDS}s, one connection)"
+            f"agents: {cpu:.1f} CPU-seconds over {wall:.1f} s of mesh measurement "
+            f"({cpu / wall:.2f} cores), RSS {rss_mb(pids):.0f} MB for both agents"
         )
-        print(f"{'path':12} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'Gbit/s':>8}")
-        for label, r in rows:
-            print(f"{label:12} {r['p50']:>8} {r['p90']:>8} {r['p99']:>8} {r['gbit_s']:>8}")
         return 0
     finally:
         cluster.down(state)
