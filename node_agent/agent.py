@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from cryptography import x509
 from prometheus_client import CollectorRegistry, start_http_server
 
 from controller import scope
@@ -39,7 +40,14 @@ def access_log(line: str) -> None:
     sys.stdout.flush()
 
 
-RENEW_FRACTION = 0.5
+RENEW_FRACTION = 0.5  # renew at half-life, as DESIGN asks
+RENEW_CHECK_SECONDS = 30.0
+
+
+def renewal_due(kc: KeyAndCert, now: float) -> bool:
+    """Past RENEW_FRACTION of the certificate's own lifetime (whatever TTL the CA gave)."""
+    start = x509.load_pem_x509_certificate(kc.chain_pem).not_valid_before_utc.timestamp()
+    return now >= start + (kc.not_after - start) * RENEW_FRACTION
 
 
 @dataclass
@@ -122,6 +130,7 @@ class NodeAgent:
             )
         )
         self._tasks.append(asyncio.ensure_future(self._reconcile_loop()))
+        self._tasks.append(asyncio.ensure_future(self._renew_loop()))
 
     async def stop(self, *, detach: bool = True) -> None:
         """Graceful: drain every pod's tunnels, then remove capture (detach=False keeps it)."""
@@ -206,10 +215,41 @@ class NodeAgent:
             log.info("capture programs compiled in %.1fs", time.monotonic() - started)
         return self.capture
 
-    async def _certificate(self, identity: str) -> KeyAndCert:
+    async def _renew_loop(self) -> None:
+        """Renew certificates at half-life; pods switch to the new one for new connections
+        while open tunnels carry on (nothing is dropped)."""
+        while True:
+            await asyncio.sleep(RENEW_CHECK_SECONDS)
+            try:
+                await self.renew_due(time.time())
+            except Exception:
+                log.exception("certificate renewal failed; retrying in %ss", RENEW_CHECK_SECONDS)
+
+    async def renew_due(self, now: float) -> None:
+        s = self.settings
+        if renewal_due(self.node_identity, now):
+            self.node_identity = await controlplane.bootstrap(
+                f"{s.controller}:{s.bootstrap_port}", s.bundle_pem, s.node, s.token
+            )
+            old, self._channel = (
+                self._channel,
+                controlplane.mtls_channel(f"{s.controller}:{s.mtls_port}", self.node_identity),
+            )
+            await old.close(grace=5)
+            log.info("renewed the node certificate of %s", s.node)
+        for identity, held in list(self.certs.items()):
+            if not renewal_due(held, now):
+                continue
+            renewed = await self._certificate(identity, force=True)
+            for dataplane in self.pods.values():
+                if dataplane.workload.identity == identity:
+                    dataplane.pool.update_identity(renewed)
+                    dataplane.hbone.update_identity(renewed)
+            log.info("renewed %s (valid until %s)", identity, time.ctime(renewed.not_after))
+
+    async def _certificate(self, identity: str, force: bool = False) -> KeyAndCert:
         cached = self.certs.get(identity)
-        now = time.time()
-        if cached is not None and now < cached.not_after - (1 - RENEW_FRACTION) * 86400:
+        if cached is not None and not force and not renewal_due(cached, time.time()):
             return cached
         issued = await controlplane.workload_certificate(self._channel, identity)
         self.certs[identity] = issued

@@ -28,7 +28,7 @@ from nodemesh.controlplane import KeyAndCert
 from nodemesh.hbone import events as ev
 from nodemesh.hbone.events import HboneError
 from nodemesh.hbone.protocol import HboneClientConnection, HboneSettings
-from nodemesh.hbone.tls import PeerIdentityError, client_context
+from nodemesh.hbone.tls import PeerIdentityError, client_context, reload_identity
 from nodemesh.hbone.tunnel import HboneConnectionShell, TaskSet, Tunnel, TunnelResetError
 from nodemesh.identity import SpiffeId, identity_of_certificate
 
@@ -172,6 +172,14 @@ class HbonePool:
                 raise
             return tunnel
         raise AssertionError("unreachable")
+
+    def update_identity(self, identity: KeyAndCert) -> None:
+        """A renewed certificate (same SPIFFE identity) for new connections; pooled ones stay."""
+        if _leaf_identity(identity) != self.source:
+            raise ValueError(
+                f"pool of {self.source} cannot take a certificate for {_leaf_identity(identity)}"
+            )
+        reload_identity(self._context, identity)
 
     def connections(self, key: PoolKey | None = None) -> list[_ClientShell]:
         """Live connections (of one key, or all): for tests, the admin endpoint and metrics."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.hbone import events as ev
 from nodemesh.hbone.protocol import HboneServerConnection, HboneSettings
-from nodemesh.hbone.tls import server_context
+from nodemesh.hbone.tls import reload_identity, server_context
 from nodemesh.hbone.tunnel import HboneConnectionShell, TaskSet, Tunnel, TunnelResetError
 from nodemesh.identity import SpiffeId
 
@@ -149,6 +149,10 @@ class HboneServer:
         self._handshake_timeout = handshake_timeout
         self._connections: set[_ServerShell] = set()
         self._server: asyncio.Server | None = None
+
+    def update_identity(self, identity: KeyAndCert) -> None:
+        """A renewed certificate for new connections; open tunnels are untouched."""
+        reload_identity(self._context, identity)
 
     async def serve(self, sock: socket.socket) -> None:
         """Start accepting on ``sock`` (bound; listening or not) and return; the server owns it."""

@@ -46,6 +46,14 @@ def client_context(identity: KeyAndCert) -> ssl.SSLContext:
     return context
 
 
+def reload_identity(context: ssl.SSLContext, identity: KeyAndCert) -> None:
+    """Rotate a live context: new handshakes present the new certificate (and trust any new
+    root); established connections keep their sessions, so nothing in flight is dropped."""
+    context.load_verify_locations(cadata=identity.bundle_pem.decode("ascii"))
+    with _in_memory_file(identity.key_pem + b"\n" + identity.chain_pem) as path:
+        context.load_cert_chain(path)
+
+
 def _configure(context: ssl.SSLContext, identity: KeyAndCert) -> None:
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.maximum_version = ssl.TLSVersion.TLSv1_3

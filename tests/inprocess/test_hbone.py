@@ -372,3 +372,41 @@ def test_tls_is_1_3_with_h2(ca):
     context = client_context(issue(ca, WEB))
     assert context.minimum_version == ssl.TLSVersion.TLSv1_3
     assert context.verify_mode == ssl.CERT_REQUIRED and not context.check_hostname
+
+
+def test_rotating_certificates_keeps_open_tunnels_and_new_handshakes_use_the_new_one(ca):
+    async def exchange(tunnel, data: bytes) -> bytes:
+        await tunnel.write(data)
+        got = b""
+        while len(got) < len(data):
+            got += await tunnel.read()
+        return got
+
+    async def go():
+        async with Mesh(ca) as mesh:
+            tunnel = await mesh.open()
+            assert await exchange(tunnel, b"before rotation") == b"before rotation"
+            renewed = issue(ca, DB)
+            mesh.server.update_identity(renewed)
+            mesh.pool.update_identity(issue(ca, WEB))
+            assert await exchange(tunnel, b"after rotation") == b"after rotation"  # not dropped
+            with pytest.raises(ValueError):
+                mesh.pool.update_identity(issue(ca, DB))  # a pool keeps its identity
+            fresh = HbonePool(issue(ca, WEB))
+            try:
+                second = await fresh.open(
+                    mesh.hbone, DB, mesh.authority, tunnel_headers("10.9.8.7")
+                )
+                assert await exchange(second, b"new handshake") == b"new handshake"
+                shell = fresh.connections()[0]
+                presented = shell.transport.get_extra_info("ssl_object").getpeercert(True)
+            finally:
+                await fresh.close(grace=1)
+            tunnel.close()
+            return renewed, presented
+
+    renewed, presented = run(go())
+    from cryptography import x509
+
+    want = x509.load_pem_x509_certificate(renewed.chain_pem).serial_number
+    assert x509.load_der_x509_certificate(presented).serial_number == want
