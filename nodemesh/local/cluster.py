@@ -207,6 +207,8 @@ def down(state: StateDir) -> list[str]:
     if pins.exists():  # agents pin capture links here; a killed agent leaves them behind
         shutil.rmtree(pins, ignore_errors=True)
         removed.append(f"pinned BPF objects {pins}")
+    with contextlib.suppress(OSError):  # the shared pin root goes with the last cluster
+        BPF_PIN_ROOT.rmdir()
     if ETC_NETNS.is_dir():
         for entry in ETC_NETNS.iterdir():
             if entry.name.startswith(prefix):
