@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from nodemesh.local.state import StateDir
 from nodemesh.local.store import Store
 from nodemesh.local.wait import wait_for
 from nodemesh.manifests.load import load_paths, parse_documents
+from perf.stunnel_pair import StunnelPair
 
 HERE = Path(__file__).resolve().parent
 ROUND_TRIPS = 3000
@@ -39,12 +41,14 @@ def in_pod(pod: dict, *cmd: str, timeout: float = 60) -> str:
     return proc.stdout
 
 
-def measure(client: dict, server_ip: str) -> dict:
+def measure(client: dict, host: str, echo_port: int = 7000, iperf_port: int = 5201) -> dict:
     rr = json.loads(
-        in_pod(client, "python3", str(HERE / "rr_client.py"), server_ip, "7000", str(ROUND_TRIPS))
+        in_pod(
+            client, "python3", str(HERE / "rr_client.py"), host, str(echo_port), str(ROUND_TRIPS)
+        )
     )
     iperf = json.loads(
-        in_pod(client, "iperf3", "-c", server_ip, "-p", "5201", "-t", str(IPERF_SECONDS), "-J")
+        in_pod(client, "iperf3", "-c", host, "-p", str(iperf_port), "-t", str(IPERF_SECONDS), "-J")
     )
     rr["gbit_s"] = round(iperf["end"]["sum_received"]["bits_per_second"] / 1e9, 2)
     return rr
@@ -115,6 +119,20 @@ def run_paths(pods: dict) -> list:
     ]
 
 
+def run_stunnel(pods: dict) -> list:
+    servers = {"same node": pods["server-same"], "cross node": pods["server-cross"]}
+    with tempfile.TemporaryDirectory(prefix="nodemesh-stunnel-") as tmp:
+        pair = StunnelPair(Path(tmp))
+        pair.start(pods["client"], servers)
+        try:
+            return [
+                (label, measure(pods["client"], "127.0.0.1", *pair.ports[label]))
+                for label in ("same node", "cross node")
+            ]
+        finally:
+            pair.stop()
+
+
 def main() -> int:
     state = StateDir("bench")
     cluster.down(state)
@@ -131,6 +149,7 @@ def main() -> int:
             raise SystemExit("benchmark pods not ready:\n" + "\n".join(waiting))
         pods = {p["metadata"]["name"]: p for p in cluster.read_status(state)["pods"]}
         baseline = run_paths(pods)
+        stunnel = run_stunnel(pods)
         enroll(state, pods)
         pids = agent_pids(state)
         cpu0, t0 = cpu_seconds(pids), time.monotonic()
@@ -138,6 +157,9 @@ def main() -> int:
         cpu, wall = cpu_seconds(pids) - cpu0, time.monotonic() - t0
         shape = f"{ROUND_TRIPS} round trips of 64 B, iperf3 {IPERF_SECONDS}s, one connection"
         table(f"baseline: no mesh, pod to pod over veth ({shape})", baseline)
+        table(
+            f"stunnel4: a C mTLS tunnel pair (TLS 1.3, P-256) on the same paths ({shape})", stunnel
+        )
         table(f"mesh: enrolled namespace, HBONE mTLS between the pods' agents ({shape})", mesh)
         print(f"{'ratio':12} {'p50':>8} {'p90':>8} {'p99':>8} {'Gbit/s':>8}   (mesh / baseline)")
         for (label, b), (_, m) in zip(baseline, mesh, strict=True):
