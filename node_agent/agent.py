@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from prometheus_client import CollectorRegistry, start_http_server
@@ -27,7 +28,7 @@ from node_agent.policy import PolicyIndex
 from node_agent.routing import RoundRobin
 from node_agent.state import AgentConfig
 from node_agent.telemetry import AgentMetrics, ConnectionTable
-from nodemesh import admin, controlplane
+from nodemesh import admin, bpffs, controlplane
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.xds.stream import ConfigStream
 
@@ -60,6 +61,7 @@ class AgentSettings:
     bootstrap_port: int = 15011
     mtls_port: int = 15012
     pin_root: str = "/sys/fs/bpf/nodemesh"
+    bpffs_mount: str = "/sys/fs/bpf"  # mounted here if pin_root is on no bpffs
     metrics_port: int = 15020  # Prometheus, on the node's addresses
     admin_port: int = 15000  # read-only admin, 127.0.0.1 only
 
@@ -210,8 +212,16 @@ class NodeAgent:
 
     def _program(self) -> CaptureProgram:
         if self.capture is None:
+            if not bpffs.on_bpffs(Path(self.settings.bpffs_mount)):
+                log.warning(
+                    "%s is not a bpffs in this mount namespace: pins will not outlive "
+                    "this agent (was the cluster brought up by 'meshctl local up'?)",
+                    self.settings.bpffs_mount,
+                )
             started = time.monotonic()
-            self.capture = CaptureProgram(pin_root=self.settings.pin_root)
+            self.capture = CaptureProgram(
+                pin_root=self.settings.pin_root, bpffs_mount=self.settings.bpffs_mount
+            )
             log.info("capture programs compiled in %.1fs", time.monotonic() - started)
         return self.capture
 

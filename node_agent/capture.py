@@ -35,6 +35,7 @@ from bcc.libbcc import lib as libbcc
 from bcc.utils import get_possible_cpus
 
 from node_agent import bpf_types as bt
+from nodemesh import bpffs
 from nodemesh.local.netns import netns_path, socket_in_netns
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
@@ -184,9 +185,13 @@ class CaptureProgram:
         max_pods: int = 1024,
         max_flows: int = 65536,
         pin_root: Path = PIN_ROOT,
+        bpffs_mount: Path = BPFFS,
         bpf_dir: Path = BPF_DIR,
     ):
+        """`bpffs_mount`: where a bpffs is mounted if `pin_root` is not on one yet (local mode
+        passes nodemesh's own, nodemesh.bpffs.LOCAL_ROOT; Kubernetes nodes have /sys/fs/bpf)."""
         self.pin_root = Path(pin_root)
+        self.bpffs_mount = Path(bpffs_mount)
         cflags = [
             f"-I{bpf_dir}",
             f"-DNODEMESH_OUTBOUND_PORT={outbound_port}",
@@ -237,7 +242,7 @@ class CaptureProgram:
         pod = PodCapture(self, pod_id, pod_ip, cookie, self.pin_root / pod_id)
         targets = {"cgroup": Path(cgroup_path), "netns": netns_path(netns_name)}
         try:
-            _ensure_bpffs()
+            bpffs.ensure(self.bpffs_mount)
             pod.pin_dir.mkdir(parents=True, exist_ok=True)
             self.maps[bt.MAP_COUNTERS].update(
                 ct.c_uint64(cookie), self.maps[bt.MAP_COUNTERS].leaf()
@@ -329,15 +334,6 @@ class CaptureProgram:
         self.bpf.cleanup()
 
 
-def _ensure_bpffs() -> None:
-    with open("/proc/mounts") as fh:
-        if any(f.split()[1:3] == [str(BPFFS), "bpf"] for f in fh):
-            return
-    libc = ct.CDLL(None, use_errno=True)
-    if libc.mount(b"bpf", str(BPFFS).encode(), b"bpf", 0, None) != 0:
-        raise CaptureError(f"cannot mount bpffs on {BPFFS}: {os.strerror(ct.get_errno())}")
-
-
 def cleanup_all(pin_root: Path = PIN_ROOT) -> list[str]:
     """Detach and unpin every object under `pin_root`, e.g. after an agent crashed."""
     removed: list[str] = []
@@ -345,13 +341,16 @@ def cleanup_all(pin_root: Path = PIN_ROOT) -> list[str]:
         return removed
     for dirpath, _dirs, files in sorted(os.walk(pin_root), key=lambda t: -len(t[0])):
         for name in files:
+            if dirpath == str(pin_root) and name in bpffs.KERNEL_FILES:
+                continue  # the kernel's own iterators at a bpffs mount root: not ours
             path = Path(dirpath, name)
             fd = _libbpf.bpf_obj_get(str(path).encode())
             if fd >= 0:
                 _close_link(fd)
             path.unlink()
             removed.append(str(path))
-        os.rmdir(dirpath)
+        if not os.path.ismount(dirpath):  # a bpffs mount point is released, not removed
+            os.rmdir(dirpath)
     return removed
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from prometheus_client import disable_created_metrics
 
 from node_agent.agent import AgentSettings, NodeAgent
+from nodemesh import bpffs
 from nodemesh.hbone.gate import install_fast_frame_repr
 
 
@@ -26,7 +27,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="local cluster state directory: the node token and the trust bundle",
     )
     p.add_argument("--trust-domain", default="cluster.local")
-    p.add_argument("--pin-root", default="/sys/fs/bpf/nodemesh")
+    p.add_argument(
+        "--pin-root",
+        type=Path,
+        default=bpffs.LOCAL_ROOT,
+        help="bpffs for pinned capture links (mounted if needed); pins go under "
+        "<pin-root>/<cluster>/<node>",
+    )
     p.add_argument(
         "--keep-capture-on-exit",
         action="store_true",
@@ -43,7 +50,8 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         token=(state / "nodes" / args.node / "token").read_text().strip(),
         bundle_pem=(state / "ca" / "trust-bundle.pem").read_bytes(),
         trust_domain=args.trust_domain,
-        pin_root=f"{args.pin_root}/{state.name}/{args.node}",
+        pin_root=str(args.pin_root / state.name / args.node),
+        bpffs_mount=str(args.pin_root),
     )
 
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nodemesh import bpffs
 from nodemesh.local import cgroups, netns, network
 from nodemesh.local.addressing import (
     CGROUP_PREFIX,
@@ -39,7 +40,7 @@ from nodemesh.local.wait import wait_for
 from nodemesh.manifests.load import parse_documents
 
 READY_TIMEOUT = 30.0
-BPF_PIN_ROOT = Path("/sys/fs/bpf/nodemesh")  # node agents pin under <root>/<cluster>/<node>
+BPF_PIN_ROOT = bpffs.LOCAL_ROOT  # node agents pin under <root>/<cluster>/<node>
 STOP_TIMEOUT = 10.0
 
 
@@ -69,6 +70,7 @@ def up(state: StateDir, nodes: int) -> UpResult:
                 f"cluster {state.cluster!r} is half made (missing {', '.join(missing)}); "
                 f"run 'meshctl local down' and then 'meshctl local up' again"
             )
+        bpffs.ensure(BPF_PIN_ROOT)
         start_runtime(state)
         install_system(state, plan)
         return UpResult(plan, False, f"cluster {state.cluster!r} was up; restarted its runtime")
@@ -87,6 +89,10 @@ def up(state: StateDir, nodes: int) -> UpResult:
     )
     create_node_tokens(state, [n.name for n in plan.nodes])
     network.create_cluster_network(plan)
+    # Mounted here, in the host's mount namespace, before any agent starts: each agent's own
+    # (slave) mount namespace is then a copy sharing this bpffs, so its pins outlive it and a
+    # restarted agent re-adopts them. An agent mounting it itself would hide it from the host.
+    bpffs.ensure(BPF_PIN_ROOT)
     start_runtime(state)
     install_system(state, plan)
     return UpResult(plan, True, f"cluster {state.cluster!r} is up with {nodes} nodes")
@@ -207,8 +213,6 @@ def down(state: StateDir) -> list[str]:
     if pins.exists():  # agents pin capture links here; a killed agent leaves them behind
         shutil.rmtree(pins, ignore_errors=True)
         removed.append(f"pinned BPF objects {pins}")
-    with contextlib.suppress(OSError):  # the shared pin root goes with the last cluster
-        BPF_PIN_ROOT.rmdir()
     if ETC_NETNS.is_dir():
         for entry in ETC_NETNS.iterdir():
             if entry.name.startswith(prefix):
@@ -216,6 +220,8 @@ def down(state: StateDir) -> list[str]:
     if state.path.exists():
         shutil.rmtree(state.path, ignore_errors=True)
         removed.append(f"state {state.path}")
+    if not list_clusters() and BPF_PIN_ROOT.exists() and bpffs.release(BPF_PIN_ROOT):
+        removed.append(f"bpffs {BPF_PIN_ROOT}")  # the last cluster is gone
     return removed
 
 

@@ -9,10 +9,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from nodemesh import bpffs
 from nodemesh.local import cgroups, netns
 from nodemesh.local.addressing import cluster_netns_prefix
 from nodemesh.local.launch import ETC_NETNS
-from nodemesh.local.state import StateDir
+from nodemesh.local.state import StateDir, list_clusters
 
 MESHCTL = str(Path(sys.executable).parent / "meshctl")
 
@@ -62,9 +63,11 @@ class LocalCluster:
                 for e in ETC_NETNS.iterdir()
                 if e.name.startswith(cluster_netns_prefix(self.name))
             ]
-        pins = Path("/sys/fs/bpf/nodemesh") / self.name
+        pins = bpffs.LOCAL_ROOT / self.name
         if pins.exists():
             found.append(f"pinned BPF objects {pins}")
+        if not list_clusters() and bpffs.LOCAL_ROOT.exists():
+            found.append(f"nodemesh's bpffs {bpffs.LOCAL_ROOT} after the last cluster")
         state = StateDir(self.name)
         if state.path.exists():
             found.append(f"state dir {state.path}")

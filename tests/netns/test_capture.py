@@ -22,6 +22,7 @@ from bcc import BPF
 
 from node_agent import bpf_types as bt
 from node_agent import capture as cap
+from nodemesh import bpffs
 from nodemesh.local import cgroups, netns, network
 from nodemesh.local.addressing import cluster_netns_prefix, plan_cluster, veth_name
 from nodemesh.local.launch import launch_argv
@@ -139,11 +140,18 @@ def attached(pod: Pod) -> dict[str, list[int]]:
     }
 
 
+def pins_in(root: Path) -> list[str]:
+    """What is pinned under `root`, leaving out the kernel's iterators at a bpffs mount root."""
+    return sorted(p.name for p in root.iterdir() if p.name not in bpffs.KERNEL_FILES)
+
+
 NOTHING = {"connect4": [], "connect6": [], "sock_ops": [], "sk_lookup": []}
 
 
 def _remove_everything(prefix: str, cgroup_root: Path, pin_root: Path) -> None:
     cap.cleanup_all(pin_root)
+    if not bpffs.release(pin_root) and pin_root.is_dir() and not os.path.ismount(pin_root):
+        pin_root.rmdir()  # a directory left without its mount by a crashed run
     cgroups.remove_tree(cgroup_root)  # kills every pod process first
     for name in netns.list_netns(prefix):
         subprocess.run(["ip", "netns", "del", name], check=False)
@@ -154,7 +162,8 @@ def topo(request):
     plan = plan_cluster(cluster_name_for(request.node.nodeid), 1)
     node, prefix = plan.nodes[0], cluster_netns_prefix(plan.name)
     cgroup_root = cgroups.cgroup2_root() / f"nodemesh-{plan.name}"
-    pin_root = cap.BPFFS / f"nodemesh-{plan.name}"  # not the real agent's pins
+    # A bpffs of the test's own, not the agents' (nodemesh.bpffs.LOCAL_ROOT) nor /sys/fs/bpf.
+    pin_root = Path(f"/run/nodemesh/bpf-test-{plan.name}")
     _remove_everything(prefix, cgroup_root, pin_root)  # remains of a crashed earlier run
     try:
         network.create_cluster_network(plan)
@@ -175,7 +184,7 @@ def topo(request):
 
 @pytest.fixture
 def agent(topo):
-    program = cap.CaptureProgram(pin_root=topo.pin_root)
+    program = cap.CaptureProgram(pin_root=topo.pin_root, bpffs_mount=topo.pin_root)
     try:
         yield program
     finally:
@@ -326,7 +335,7 @@ def test_detach_restores_plain_traffic_and_leaves_nothing_attached(topo, agent):
 
         assert attached(a) == {**NOTHING, "connect4": [cap.program_id(allow.fd)]}
         assert attached(b) == NOTHING
-        assert list(topo.pin_root.iterdir()) == []
+        assert pins_in(topo.pin_root) == []
         client = a.client(b.ip, 8080)
         conn = serve_one(app, b"plain")
         assert conn.getpeername()[0] == a.ip
@@ -341,7 +350,7 @@ def test_detach_restores_plain_traffic_and_leaves_nothing_attached(topo, agent):
 AGENT = """
 import sys, time
 from node_agent.capture import CaptureProgram
-program = CaptureProgram(pin_root=sys.argv[1])
+program = CaptureProgram(pin_root=sys.argv[1], bpffs_mount=sys.argv[1])
 pod = program.attach_pod(sys.argv[2], sys.argv[3], sys.argv[4], pod_ip=sys.argv[5])
 print(program.program_ids()["connect4"], flush=True)
 time.sleep(600)
@@ -368,7 +377,7 @@ def test_a_restarted_agent_adopts_the_pinned_links_and_cleanup_removes_them(topo
 
     pins = {p.name: p.stat().st_ino for p in (topo.pin_root / a.pod_id).iterdir()}
 
-    agent = cap.CaptureProgram(pin_root=topo.pin_root)
+    agent = cap.CaptureProgram(pin_root=topo.pin_root, bpffs_mount=topo.pin_root)
     try:
         outbound = a.listen("127.0.0.1", 15001)
         agent.attach_pod(a.pod_id, a.cgroup, a.netns, pod_ip=a.ip)
@@ -388,4 +397,4 @@ def test_a_restarted_agent_adopts_the_pinned_links_and_cleanup_removes_them(topo
     removed = cap.cleanup_all(topo.pin_root)  # what an operator runs after a crash
     assert sorted(Path(p).name for p in removed) == sorted(NOTHING)
     assert attached(a) == NOTHING
-    assert not topo.pin_root.exists()
+    assert pins_in(topo.pin_root) == []

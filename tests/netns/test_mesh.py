@@ -13,9 +13,16 @@ import signal
 import subprocess
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
+from node_agent import bpf_types
+from node_agent.capture import attached_programs
+from nodemesh import bpffs
+from nodemesh.local.addressing import plan_cluster
+from nodemesh.local.state import StateDir
+from nodemesh.local.system import system_manifest
 from tests.netns.test_local_cluster import ECHO_SERVER, apply_text, pods
 
 pytestmark = pytest.mark.netns
@@ -325,14 +332,6 @@ def test_a_killed_agent_comes_back_and_readopts_its_pods(mesh):
 
 
 def test_a_cleanly_stopped_agent_leaves_no_program_attached(mesh, tmp_path):
-    from pathlib import Path
-
-    from node_agent import bpf_types
-    from node_agent.capture import attached_programs
-    from nodemesh.local.addressing import plan_cluster
-    from nodemesh.local.state import StateDir
-    from nodemesh.local.system import system_manifest
-
     client = next(p for p in pods(mesh, "shop") if p["metadata"]["name"] == "client")
     cgroup = Path(client["sandbox"]["cgroup"])
     netns = Path("/run/netns") / client["sandbox"]["netns"]
@@ -351,8 +350,7 @@ def test_a_cleanly_stopped_agent_leaves_no_program_attached(mesh, tmp_path):
     (tmp_path / "agent.yaml").write_text(agent_doc)
     mesh.meshctl("delete", "-f", str(tmp_path / "agent.yaml"))
     assert programs() == []
-    assert not (Path("/sys/fs/bpf/nodemesh") / mesh.name / "node1").exists() or not any(
-        (Path("/sys/fs/bpf/nodemesh") / mesh.name / "node1").rglob("*")
-    )
+    pins = bpffs.LOCAL_ROOT / mesh.name / "node1"
+    assert not pins.exists() or not any(pins.rglob("*"))
     # The pod, no longer captured, reaches the Service in plaintext through kube-proxy.
     assert curl(mesh, "client", "http://echo/").stdout == "echo-far node2"
