@@ -8,17 +8,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from nodemesh.local import cluster
-from nodemesh.local.admin_client import AdminError, get_json
 from nodemesh.local.launch import launch_argv
-from nodemesh.local.runtime import load_plan
 from nodemesh.local.state import StateDir
 from nodemesh.local.store import Store
+from nodemesh.local.system import wait_captured
 from nodemesh.local.wait import wait_for
 from nodemesh.manifests.load import load_paths
 
@@ -53,7 +51,11 @@ def run_demo(state: StateDir, say: Callable[[str], None], nodes: int = 2) -> Non
         p["metadata"]["name"]: p for p in status["pods"] if p["metadata"]["namespace"] == "demo"
     }
     client = pods["client"]
-    wait_enrolled(state, list(pods.values()))
+    if not wait_captured(state, len(pods)):
+        raise DemoError(
+            "the node agents did not enroll the demo pods; see "
+            "'meshctl logs nodemesh-agent-node1 -n nodemesh-system'"
+        )
     for name, pod in sorted(pods.items()):
         say(f"   pod {name:28} {pod['status']['podIP']:13} on {pod['spec']['nodeName']}")
     svc = next(s for s in status["services"] if s["namespace"] == "demo" and s["name"] == "hello")
@@ -107,28 +109,6 @@ def say_mesh(state: StateDir, node: str, say: Callable[[str], None]) -> None:
     say(
         f"   route {last.get('route')}, {last['bytes_sent']} B sent, {last['bytes_recv']} B "
         f"received, {len(mesh)} connections in mTLS"
-    )
-
-
-def wait_enrolled(state: StateDir, pods: list[dict], timeout: float = 60) -> None:
-    """Until every agent has captured its demo pods (enrollment follows the label live)."""
-    want = {p["spec"]["nodeName"] for p in pods}
-    plan = load_plan(state)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        counts = {}
-        for node in plan.nodes:
-            if node.name in want:
-                try:
-                    counts[node.name] = len(get_json(node.netns, 15000, "/debug/workloads"))
-                except AdminError:
-                    counts[node.name] = 0
-        if sum(counts.values()) >= len(pods):
-            return
-        time.sleep(0.5)
-    raise DemoError(
-        "the node agents did not enroll the demo pods; see "
-        "'meshctl logs nodemesh-agent-node1 -n nodemesh-system'"
     )
 
 

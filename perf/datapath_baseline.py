@@ -8,7 +8,6 @@ seconds of iperf3 per path. Mesh rows (agent, stunnel, waypoint) join this table
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -18,11 +17,10 @@ import time
 from pathlib import Path
 
 from nodemesh.local import cluster
-from nodemesh.local.admin_client import AdminError, get_json
 from nodemesh.local.launch import launch_argv
-from nodemesh.local.runtime import load_plan
 from nodemesh.local.state import StateDir
 from nodemesh.local.store import Store
+from nodemesh.local.system import wait_captured
 from nodemesh.local.wait import wait_for
 from nodemesh.manifests.load import load_paths, parse_documents
 from perf.stunnel_pair import StunnelPair
@@ -92,17 +90,8 @@ def enroll(state: StateDir, pods: dict) -> None:
         )
     )
     cluster.wake_runtime(state)
-    plan = load_plan(state)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        enrolled = 0
-        for node in plan.nodes:
-            with contextlib.suppress(AdminError):  # the agent may be restarting
-                enrolled += len(get_json(node.netns, 15000, "/debug/workloads"))
-        if enrolled >= 3:
-            return
-        time.sleep(0.5)
-    raise SystemExit("the agents did not enroll the bench pods in 60 s")
+    if not wait_captured(state, 3):
+        raise SystemExit("the agents did not enroll the bench pods in 60 s")
 
 
 def table(title: str, rows) -> None:

@@ -9,9 +9,7 @@ from nodemesh.cli.output import emit, table
 from nodemesh.local import cluster
 from nodemesh.local.admin_client import AdminError, get_json
 from nodemesh.local.runtime import load_plan
-from nodemesh.local.system import ADMIN_PORT, controller_node
-
-AGENT_ADMIN_PORT = 15000
+from nodemesh.local.system import ADMIN_PORT, AGENT_ADMIN_PORT, controller_node
 
 
 def controller_admin(ctx: Ctx, path: str) -> dict:

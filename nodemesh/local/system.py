@@ -8,10 +8,14 @@ istiod would run as a Deployment, reachable at node1's address from every node.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import time
 
 from nodemesh.local.addressing import ClusterPlan
+from nodemesh.local.admin_client import AdminError, get_json
+from nodemesh.local.runtime import load_plan
 from nodemesh.local.state import StateDir
 
 SYSTEM_NAMESPACE = "nodemesh-system"
@@ -123,3 +127,25 @@ apiVersion: v1
 kind: ServiceAccount
 metadata: {{name: {AGENT}, namespace: {SYSTEM_NAMESPACE}}}
 {agents}"""
+
+
+AGENT_ADMIN_PORT = 15000  # each agent's read-only admin endpoint, 127.0.0.1 in its node's netns
+
+
+def captured_pods(state: StateDir) -> int:
+    """How many pods the cluster's agents capture now (an agent that is restarting counts 0)."""
+    total = 0
+    for node in load_plan(state).nodes:
+        with contextlib.suppress(AdminError):
+            total += len(get_json(node.netns, AGENT_ADMIN_PORT, "/debug/workloads"))
+    return total
+
+
+def wait_captured(state: StateDir, count: int, timeout: float = 60.0) -> bool:
+    """Until the agents capture at least `count` pods (enrollment follows labels live)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if captured_pods(state) >= count:
+            return True
+        time.sleep(0.5)
+    return False
