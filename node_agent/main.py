@@ -13,6 +13,7 @@ from prometheus_client import disable_created_metrics
 
 from node_agent.agent import AgentSettings, NodeAgent
 from nodemesh import bpffs
+from nodemesh.eventloop import event_loop_factory
 from nodemesh.hbone.gate import install_fast_frame_repr
 
 
@@ -84,5 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     install_fast_frame_repr()
     disable_created_metrics()  # Istio's series have no *_created twins; they double cardinality
-    asyncio.run(run(parse_args(argv)))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(run(parse_args(argv)))
     return 0

@@ -65,7 +65,7 @@ class PodDataplane:
         self.outbound_sock = self._listener("127.0.0.1", OUTBOUND_PORT)
         self.inbound_sock = self._listener("127.0.0.1", INBOUND_PORT)
         self.hbone_sock = self._listener(self.ip, HBONE_PORT)
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[asyncio.AbstractServer] = []
 
     # -- sockets in the pod's namespace --------------------------------------------------------
     def _socket(self) -> socket.socket:

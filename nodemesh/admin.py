@@ -72,5 +72,5 @@ class AdminServer:
         return 200, (json.dumps(data, indent=1, sort_keys=True, default=str) + "\n").encode()
 
 
-async def serve(server: AdminServer, host: str, port: int) -> asyncio.base_events.Server:
+async def serve(server: AdminServer, host: str, port: int) -> asyncio.AbstractServer:
     return await asyncio.start_server(server.handle, host, port)

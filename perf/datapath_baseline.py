@@ -1,9 +1,13 @@
-"""Pod-to-pod latency and throughput without the mesh (the baseline) and through it, one run.
+"""Pod-to-pod latency and throughput: no mesh (the baseline), stunnel, and the mesh, in one run.
 
-Brings up a dedicated 2-node cluster ('bench'), measures pod-to-pod round-trip latency (64-byte
-request/response, sequential) and single-connection bulk throughput (iperf3), same node and across
-nodes, prints the table, and removes the cluster. Bounded: a few thousand round trips and a few
-seconds of iperf3 per path. Mesh rows (agent, stunnel, waypoint) join this table as they land.
+Brings up a dedicated 2-node cluster ('bench') and measures, same node and across nodes:
+- request/response latency at a fixed offered rate (open loop, `openloop_client.py`: 64-byte echoes
+  at RATE req/s over a few persistent connections, latency counted from each request's due time);
+- single-connection bulk throughput (iperf3);
+first with no mesh, then through a stunnel4 pair on the same paths, then with the namespace
+enrolled. During the mesh's latency runs it also reads the agents' CPU time (user and kernel) and
+RSS, so the cost per 1,000 req/s is printed beside the latency. Bounded: RATE × SECONDS requests and
+a few seconds of iperf3 per path; the cluster is removed at the end.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from nodemesh.manifests.load import load_paths, parse_documents
 from perf.stunnel_pair import StunnelPair
 
 HERE = Path(__file__).resolve().parent
-ROUND_TRIPS = 3000
+RATE = 1000
+SECONDS = 5
 IPERF_SECONDS = 3
 
 
@@ -39,17 +44,19 @@ def in_pod(pod: dict, *cmd: str, timeout: float = 60) -> str:
     return proc.stdout
 
 
-def measure(client: dict, host: str, echo_port: int = 7000, iperf_port: int = 5201) -> dict:
-    rr = json.loads(
-        in_pod(
-            client, "python3", str(HERE / "rr_client.py"), host, str(echo_port), str(ROUND_TRIPS)
-        )
-    )
+def latency(client: dict, host: str, port: int = 7000) -> dict:
+    argv = [str(HERE / "openloop_client.py"), host, str(port), str(RATE), str(SECONDS)]
+    result = json.loads(in_pod(client, "python3", *argv))
+    if result["errors"]:
+        raise SystemExit(f"open-loop probe to {host}:{port} failed: {result}")
+    return result
+
+
+def throughput(client: dict, host: str, port: int = 5201) -> float:
     iperf = json.loads(
-        in_pod(client, "iperf3", "-c", host, "-p", str(iperf_port), "-t", str(IPERF_SECONDS), "-J")
+        in_pod(client, "iperf3", "-c", host, "-p", str(port), "-t", str(IPERF_SECONDS), "-J")
     )
-    rr["gbit_s"] = round(iperf["end"]["sum_received"]["bits_per_second"] / 1e9, 2)
-    return rr
+    return round(iperf["end"]["sum_received"]["bits_per_second"] / 1e9, 2)
 
 
 def agent_pids(state: StateDir) -> list[int]:
@@ -61,13 +68,15 @@ def agent_pids(state: StateDir) -> list[int]:
     ]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of the agents (clock ticks → seconds), from /proc/<pid>/stat."""
-    total = 0
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """(user, kernel) CPU seconds of the agents, from /proc/<pid>/stat (clock ticks)."""
+    user = system = 0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        user += int(fields[11])
+        system += int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -96,16 +105,44 @@ def enroll(state: StateDir, pods: dict) -> None:
 
 def table(title: str, rows) -> None:
     print(title)
-    print(f"{'path':12} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'Gbit/s':>8}")
+    print(f"{'path':12} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8} {'max us':>8} {'Gbit/s':>8}")
     for label, r in rows:
-        print(f"{label:12} {r['p50']:>8} {r['p90']:>8} {r['p99']:>8} {r['gbit_s']:>8}")
+        cells = " ".join(f"{r[k]:>8}" for k in ("p50", "p90", "p99", "max", "gbit_s"))
+        print(f"{label:12} {cells}")
 
 
-def run_paths(pods: dict) -> list:
-    return [
-        (label, measure(pods["client"], pods[server]["status"]["podIP"]))
+class AgentMeter:
+    """Agent CPU (user, kernel) and wall time accumulated over the mesh's latency runs only."""
+
+    def __init__(self, pids: list[int]):
+        self.pids, self.user, self.system, self.wall = pids, 0.0, 0.0, 0.0
+
+    def measure(self, fn, *args):
+        (u0, s0), t0 = cpu_seconds(self.pids), time.monotonic()
+        result = fn(*args)
+        (u1, s1), t1 = cpu_seconds(self.pids), time.monotonic()
+        self.user += u1 - u0
+        self.system += s1 - s0
+        self.wall += t1 - t0
+        return result
+
+
+def run_paths(pods: dict, targets: dict, meter: AgentMeter | None = None) -> list:
+    """targets: label -> (host, echo port, iperf port) as the client pod reaches them."""
+    rows = []
+    for label, (host, echo, iperf) in targets.items():
+        probe = (pods["client"], host, echo)
+        rr = meter.measure(latency, *probe) if meter else latency(*probe)
+        rr["gbit_s"] = throughput(pods["client"], host, iperf)
+        rows.append((label, rr))
+    return rows
+
+
+def pod_targets(pods: dict) -> dict:
+    return {
+        label: (pods[server]["status"]["podIP"], 7000, 5201)
         for label, server in (("same node", "server-same"), ("cross node", "server-cross"))
-    ]
+    }
 
 
 def run_stunnel(pods: dict) -> list:
@@ -114,12 +151,34 @@ def run_stunnel(pods: dict) -> list:
         pair = StunnelPair(Path(tmp))
         pair.start(pods["client"], servers)
         try:
-            return [
-                (label, measure(pods["client"], "127.0.0.1", *pair.ports[label]))
-                for label in ("same node", "cross node")
-            ]
+            targets = {label: ("127.0.0.1", *pair.ports[label]) for label in servers}
+            return run_paths(pods, targets)
         finally:
             pair.stop()
+
+
+def report(baseline: list, stunnel: list, mesh: list, meter: AgentMeter, rss: float) -> None:
+    shape = (
+        f"open loop {RATE} req/s × {SECONDS} s of 64 B echoes over 8 connections; "
+        f"iperf3 {IPERF_SECONDS} s, one connection"
+    )
+    print(f"({shape})")
+    table("baseline: no mesh, pod to pod over veth", baseline)
+    table("stunnel4: a C mTLS tunnel pair (TLS 1.3, P-256) on the same paths", stunnel)
+    table("mesh: enrolled namespace, HBONE mTLS between the pods' agents", mesh)
+    print(f"{'vs baseline':12} {'+p50 us':>8} {'+p90 us':>8} {'+p99 us':>8} {'Gbit/s':>8}")
+    for (label, b), (_, m) in zip(baseline, mesh, strict=True):
+        added = " ".join(f"{m[k] - b[k]:>+8.0f}" for k in ("p50", "p90", "p99"))
+        ratio = m["gbit_s"] / b["gbit_s"] if b["gbit_s"] else float("nan")
+        print(f"{label:12} {added} {ratio:>7.2f}x   (mesh minus baseline; throughput ratio)")
+    cores = (meter.user + meter.system) / meter.wall
+    per_k = cores / (RATE / 1000)
+    print(
+        f"agents at {RATE} req/s: {cores:.3f} vCPU for both agents "
+        f"(user {meter.user:.1f} s, kernel {meter.system:.1f} s over {meter.wall:.1f} s), "
+        f"= {per_k:.3f} vCPU per 1,000 req/s; RSS {rss:.0f} MB for both agents "
+        f"(each request crosses two agents on the cross-node path, one on the same node)"
+    )
 
 
 def main() -> int:
@@ -137,29 +196,12 @@ def main() -> int:
         if waiting:
             raise SystemExit("benchmark pods not ready:\n" + "\n".join(waiting))
         pods = {p["metadata"]["name"]: p for p in cluster.read_status(state)["pods"]}
-        baseline = run_paths(pods)
+        baseline = run_paths(pods, pod_targets(pods))
         stunnel = run_stunnel(pods)
         enroll(state, pods)
-        pids = agent_pids(state)
-        cpu0, t0 = cpu_seconds(pids), time.monotonic()
-        mesh = run_paths(pods)
-        cpu, wall = cpu_seconds(pids) - cpu0, time.monotonic() - t0
-        shape = f"{ROUND_TRIPS} round trips of 64 B, iperf3 {IPERF_SECONDS}s, one connection"
-        table(f"baseline: no mesh, pod to pod over veth ({shape})", baseline)
-        table(
-            f"stunnel4: a C mTLS tunnel pair (TLS 1.3, P-256) on the same paths ({shape})", stunnel
-        )
-        table(f"mesh: enrolled namespace, HBONE mTLS between the pods' agents ({shape})", mesh)
-        print(f"{'ratio':12} {'p50':>8} {'p90':>8} {'p99':>8} {'Gbit/s':>8}   (mesh / baseline)")
-        for (label, b), (_, m) in zip(baseline, mesh, strict=True):
-            ratios = [
-                m[k] / b[k] if b[k] else float("nan") for k in ("p50", "p90", "p99", "gbit_s")
-            ]
-            print(f"{label:12} " + " ".join(f"{x:>8.2f}" for x in ratios))
-        print(
-            f"agents: {cpu:.1f} CPU-seconds over {wall:.1f} s of mesh measurement "
-            f"({cpu / wall:.2f} cores), RSS {rss_mb(pids):.0f} MB for both agents"
-        )
+        meter = AgentMeter(agent_pids(state))
+        mesh = run_paths(pods, pod_targets(pods), meter)
+        report(baseline, stunnel, mesh, meter, rss_mb(meter.pids))
         return 0
     finally:
         cluster.down(state)

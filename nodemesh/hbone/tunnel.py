@@ -101,8 +101,8 @@ class HboneConnectionShell(asyncio.BufferedProtocol):
     # --- asyncio callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = transport  # type: ignore[assignment]
         try:
             ssl_object = transport.get_extra_info("ssl_object")
             check_alpn(ssl_object)
