@@ -1,20 +1,13 @@
 """The node agent's telemetry: Istio's TCP metrics, nodemesh's own gauges, JSON access logs.
 
-Metric names, label names and label values are ztunnel's (`src/proxy/metrics.rs`), so Istio's
-dashboards, Kiali and existing alerts read nodemesh unchanged (DESIGN.md, User-facing API):
+Label names and values, the enums and the label helpers are the mesh's shared vocabulary in
+`nodemesh.telemetry` (the waypoint speaks it too) and are re-exported here for the agent's
+importers. What is the agent's own:
 
-- Unknown values are "unknown"; the cluster is "Kubernetes" (Istio's default cluster id).
-- Workload name: the pod's controller ("Deployment/web" -> "web"), else the pod name.
-  Canonical service: label `service.istio.io/canonical-name`, `app.kubernetes.io/name`, `app`,
-  else the workload name. Canonical revision: `service.istio.io/canonical-revision`,
-  `app.kubernetes.io/version`, `version`, else "latest". `*_app`/`*_version` repeat them.
-  A `PeerWorkload` carries neither owner nor labels, so a remote pod reports its pod name and
-  "latest" until the model gives peers those fields.
-- Principals are reported only for mutual TLS: a plaintext peer proved nothing.
 - Bytes follow Istio's convention, from the server's side for both reporters (istio/istio#32399):
   `istio_tcp_received_bytes_total` counts source -> destination bytes, `sent` the reply. The
   access log is from the local workload's side, as ztunnel "unflips" it.
-- response_flags (`ResponseFlag`): ztunnel's "-", "DENY", "CONNECT", plus Envoy's "UH" for a
+- response_flags: one per connection, ztunnel's "-", "DENY", "CONNECT", plus Envoy's "UH" for a
   Service with no ready endpoint (ztunnel drops that case before it counts a connection).
 
 The hot path is `ConnectionTable`: labels are derived once per (reporter, security, source,
@@ -33,7 +26,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
 from typing import Any
@@ -44,8 +36,23 @@ from controller.model import PeerWorkload, Service, Workload
 from node_agent.policy import Decision
 from node_agent.routing import Route
 
-UNKNOWN = "unknown"
-CLUSTER = "Kubernetes"
+# Re-exported: the agent's importers (and tests) keep reading these from here.
+from nodemesh.telemetry import (  # noqa: F401
+    CLUSTER,
+    TCP_LABELS,
+    UNKNOWN,
+    Reporter,
+    ResponseFlag,
+    SecurityPolicy,
+    canonical_revision,
+    canonical_service,
+    l4_flag,
+    rfc3339,
+    tcp_labels,
+    workload_name,
+)
+from nodemesh.telemetry import format_address as _addr
+
 _CACHE_LIMIT = 8192  # distinct label sets remembered; a node sees far fewer peers
 
 
@@ -54,39 +61,6 @@ class Direction(StrEnum):
     INBOUND = "inbound"  # arriving for a local pod; the agent reports as the destination
 
 
-class Reporter(StrEnum):
-    SOURCE = "source"
-    DESTINATION = "destination"
-
-
-class SecurityPolicy(StrEnum):
-    MUTUAL_TLS = "mutual_tls"  # HBONE: both ends proved an identity
-    NONE = "none"  # plaintext (Istio sidecars' value; ztunnel writes "unknown", same dashboards)
-
-
-class ResponseFlag(StrEnum):
-    """How a connection ended; Istio's dashboards split on "-" vs anything else."""
-
-    NONE = "-"  # completed, or ended by either side without a mesh-made failure
-    DENY = "DENY"  # AuthorizationPolicy or PeerAuthentication refused it (ztunnel)
-    CONNECT = "CONNECT"  # the upstream (HBONE peer or plaintext target) could not be reached
-    NO_HEALTHY_UPSTREAM = "UH"  # Service with no ready endpoint for the port (Envoy's UH)
-
-
-# ztunnel's CommonTrafficLabels, in its order (locality labels left out: nodemesh has no zones).
-# fmt: off
-TCP_LABELS = (
-    "reporter",
-    "source_workload", "source_canonical_service", "source_canonical_revision",
-    "source_workload_namespace", "source_principal", "source_app", "source_version",
-    "source_cluster",
-    "destination_service", "destination_service_namespace", "destination_service_name",
-    "destination_workload", "destination_canonical_service", "destination_canonical_revision",
-    "destination_workload_namespace", "destination_principal", "destination_app",
-    "destination_version", "destination_cluster",
-    "request_protocol", "response_flags", "connection_security_policy",
-)
-# fmt: on
 _FLAG_AT = TCP_LABELS.index("response_flags")
 
 AnyWorkload = Workload | PeerWorkload
@@ -122,63 +96,6 @@ class AgentMetrics:
 
     def count_decision(self, decision: Decision) -> None:
         self.decisions.labels(decision.action.lower(), decision.code.value).inc()
-
-
-# --- label derivation -----------------------------------------------------------------------------
-
-
-def workload_name(w: AnyWorkload) -> str:
-    owner = getattr(w, "owner", "")  # PeerWorkload has none
-    return owner.partition("/")[2] if owner else w.name
-
-
-def _first_label(w: AnyWorkload, keys: tuple[str, ...], default: str) -> str:
-    labels = dict(getattr(w, "labels", ()))
-    return next((labels[k] for k in keys if labels.get(k)), default)
-
-
-def canonical_service(w: AnyWorkload) -> str:
-    keys = ("service.istio.io/canonical-name", "app.kubernetes.io/name", "app")
-    return _first_label(w, keys, workload_name(w))
-
-
-def canonical_revision(w: AnyWorkload) -> str:
-    keys = ("service.istio.io/canonical-revision", "app.kubernetes.io/version", "version")
-    return _first_label(w, keys, "latest")
-
-
-def _side(w: AnyWorkload | None, principal: str | None) -> tuple[str, ...]:
-    """workload, canonical service, revision, namespace, principal, app, version, cluster."""
-    principal = principal or UNKNOWN
-    if w is None:
-        return (UNKNOWN,) * 4 + (principal,) + (UNKNOWN,) * 3
-    service, revision = canonical_service(w), canonical_revision(w)
-    return (workload_name(w), service, revision, w.namespace, principal, service, revision, CLUSTER)
-
-
-def tcp_labels(
-    reporter: Reporter,
-    security: SecurityPolicy,
-    source: AnyWorkload | None,
-    destination: AnyWorkload | None,
-    service: Service | None,
-    source_principal: str | None = None,
-    destination_principal: str | None = None,
-    flag: ResponseFlag = ResponseFlag.NONE,
-) -> tuple[str, ...]:
-    """Values for TCP_LABELS, in order."""
-    if security is not SecurityPolicy.MUTUAL_TLS:
-        source_principal = destination_principal = None
-    svc = (service.hostname, service.namespace, service.name) if service else (UNKNOWN,) * 3
-    return (
-        reporter.value,
-        *_side(source, source_principal),
-        *svc,
-        *_side(destination, destination_principal),
-        "tcp",
-        ResponseFlag(flag).value,
-        security.value,
-    )
 
 
 @dataclass(eq=False, slots=True)
@@ -310,7 +227,7 @@ class ConnectionTable:
             raise ValueError(f"connection {record.id} was never opened in this table")
         self.update_bytes(record, sent, received)
         record.end_time, record.error = self._wall(), error
-        record.response_flag = flag = _implied(record, ResponseFlag(flag))
+        record.response_flag = flag = _implied(record, l4_flag(flag))
         series = record._series
         closed = series.closed.get(flag)
         if closed is None:
@@ -344,15 +261,6 @@ def _implied(record: ConnectionRecord, flag: ResponseFlag) -> ResponseFlag:
 
 
 # --- views ----------------------------------------------------------------------------------------
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _addr(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def access_log(r: ConnectionRecord, duration_ms: int) -> dict[str, Any]:

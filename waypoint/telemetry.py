@@ -1,0 +1,172 @@
+"""The waypoint's L7 metrics: Istio's request counter and histograms, reporter="waypoint".
+
+Theory of operation. The proxy core calls `WaypointMetrics.record(record)` once per finished
+request. The record's label values are derived (`http_labels`), the four metric children for that
+label set are looked up in a memo (created on first use), and the request is counted: one
+increment and three histogram observations. Names, labels and buckets are Istio's, so Istio's
+dashboards read a nodemesh waypoint unchanged:
+
+- `istio_requests_total`, `istio_request_duration_milliseconds`, `istio_request_bytes`,
+  `istio_response_bytes`, labelled with `HTTP_LABELS`: the L4 labels (`nodemesh.telemetry`) plus
+  `response_code` and `grpc_response_status`.
+- Durations in milliseconds in Istio's buckets; sizes are head plus body (Envoy's total size)
+  in Istio's decade buckets, 1 B to 1 GB.
+
+Cardinality is bounded in two ways. First, every label value comes from a bounded set, never from
+what a client typed: workloads, Services and principals come from the mesh model and verified
+certificates (not from Host or paths); response_code is 100..599 or "0"; grpc_response_status is a
+gRPC code 0..16 or "" (not gRPC); response_flags are combinations of `ResponseFlag`; the rest are
+enums. Second, a hard limit: at most `max_label_sets` distinct label sets are created. Past it, a
+request with a new label set is counted with its peer labels (workloads, principals, Service) set
+to "unknown", keeping reporter, protocol, code, gRPC status, flags and security, and
+`nodemesh_waypoint_label_overflow_total` counts it, so totals and error rates stay right and the
+operator sees the limit was hit instead of losing requests.
+
+`_created` series: prometheus_client adds them and Istio has none; as for the agent, only the
+process can turn them off (PROMETHEUS_DISABLE_CREATED_SERIES=True), so the waypoint's main should.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from nodemesh.telemetry import (
+    PEER_LABELS,
+    UNKNOWN,
+    Reporter,
+    peer_labels,
+    response_flags,
+)
+from waypoint.record import RequestRecord
+
+HTTP_LABELS = (
+    *PEER_LABELS,
+    "request_protocol",
+    "response_code",
+    "grpc_response_status",
+    "response_flags",
+    "connection_security_policy",
+)
+# Istio's buckets (its stats filter's defaults).
+DURATION_BUCKETS_MS = (
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+    300000, 600000, 1800000, 3600000,
+)  # fmt: skip
+BYTES_BUCKETS = tuple(float(10**i) for i in range(10))  # 1 B .. 1 GB
+DEFAULT_MAX_LABEL_SETS = 10_000
+_PEER_COUNT = len(PEER_LABELS)
+
+
+def response_code_label(code: int) -> str:
+    """The status as Istio writes it; "0" for no response or anything that is not a status."""
+    return str(code) if 100 <= code <= 599 else "0"
+
+
+def grpc_status_label(status: int | None) -> str:
+    """The gRPC code as a number; the empty string for plain HTTP or no status."""
+    return "" if status is None else str(status)
+
+
+def http_labels(r: RequestRecord) -> tuple[str, ...]:
+    """Values for HTTP_LABELS, in order, for one finished request."""
+    security = r.security_policy
+    peers = peer_labels(
+        Reporter.WAYPOINT,
+        security,
+        r.source,
+        r.destination,
+        r.service,
+        r.peer.identity,
+        r.destination_principal,
+    )
+    return (
+        *peers,
+        r.protocol.value,
+        response_code_label(r.response_code),
+        grpc_status_label(r.grpc_status),
+        response_flags(r.flags),
+        security.value,
+    )
+
+
+def overflow_labels(labels: tuple[str, ...]) -> tuple[str, ...]:
+    """`labels` with every peer label but the reporter set to "unknown"."""
+    return (labels[0], *(UNKNOWN,) * (_PEER_COUNT - 1), *labels[_PEER_COUNT:])
+
+
+@dataclass(eq=False, slots=True)
+class _Series:
+    """The four metric children of one label set, looked up once."""
+
+    requests: Any
+    duration: Any
+    request_bytes: Any
+    response_bytes: Any
+
+
+class WaypointMetrics:
+    """Every L7 metric the waypoint exposes on :15020, on `registry` (never the global one)."""
+
+    def __init__(
+        self, registry: CollectorRegistry, *, max_label_sets: int = DEFAULT_MAX_LABEL_SETS
+    ) -> None:
+        if max_label_sets < 1:
+            raise ValueError(f"max_label_sets must be at least 1, got {max_label_sets}")
+        self.registry = registry
+        self.max_label_sets = max_label_sets
+        histogram = partial(Histogram, labelnames=HTTP_LABELS, registry=registry)
+        # Counter names are given whole: prometheus_client strips "_total" and adds it back once.
+        self.requests = Counter(
+            "istio_requests_total", "HTTP and gRPC requests.", HTTP_LABELS, registry=registry
+        )
+        self.duration = histogram(
+            "istio_request_duration_milliseconds",
+            "Request duration, head in to last response byte out.",
+            buckets=DURATION_BUCKETS_MS,
+        )
+        self.request_bytes = histogram(
+            "istio_request_bytes", "Request size, head and body.", buckets=BYTES_BUCKETS
+        )
+        self.response_bytes = histogram(
+            "istio_response_bytes", "Response size, head and body.", buckets=BYTES_BUCKETS
+        )
+        self.overflow = Counter(
+            "nodemesh_waypoint_label_overflow_total",
+            "Requests counted with 'unknown' peer labels: max_label_sets was reached.",
+            registry=registry,
+        )
+        self._series: dict[tuple[str, ...], _Series] = {}
+
+    def record(self, r: RequestRecord) -> None:
+        """Count one finished request."""
+        series = self._series_for(http_labels(r))
+        series.requests.inc()
+        series.duration.observe(r.duration * 1000.0)
+        series.request_bytes.observe(r.request_bytes)
+        series.response_bytes.observe(r.response_bytes)
+
+    def label_sets(self) -> int:
+        """How many distinct label sets exist now (at most max_label_sets plus overflow sets)."""
+        return len(self._series)
+
+    def _series_for(self, labels: tuple[str, ...]) -> _Series:
+        found = self._series.get(labels)
+        if found is not None:
+            return found
+        if len(self._series) >= self.max_label_sets:
+            self.overflow.inc()
+            labels = overflow_labels(labels)
+            found = self._series.get(labels)
+            if found is not None:
+                return found
+        found = self._series[labels] = _Series(
+            self.requests.labels(*labels),
+            self.duration.labels(*labels),
+            self.request_bytes.labels(*labels),
+            self.response_bytes.labels(*labels),
+        )
+        return found
