@@ -26,6 +26,7 @@ from nodemesh.manifests import validate_probe as probe
 from nodemesh.manifests import validate_route as route
 from nodemesh.manifests import validate_route_filters as route_filters
 from nodemesh.manifests import validate_service as service
+from nodemesh.manifests import validate_traffic as traffic
 from nodemesh.manifests.check import Check, FieldTables
 
 # Real fields accepted so manifests written for a cluster apply unchanged, then ignored: they
@@ -84,6 +85,7 @@ IGNORED_FIELDS: dict[str, frozenset[str]] = {
     "AuthorizationPolicy": frozenset({"status"}),
     "PeerAuthentication": frozenset({"status"}),
     "HTTPRoute": frozenset({"status"}),
+    "TrafficPolicy": frozenset({"status"}),
 }
 # fmt: on
 
@@ -113,7 +115,6 @@ UNSUPPORTED_FIELDS: dict[str, dict[str, str]] = {
         "notServiceAccounts": "not supported yet; use notPrincipals",
     },
     "HTTPRouteRule": {
-        "retry": "experimental Gateway API field, not supported by nodemesh",
         "sessionPersistence": "experimental Gateway API field, not supported by nodemesh",
     },
     "HTTPRouteFilter": {
@@ -135,6 +136,7 @@ USED_FIELDS: dict[str, frozenset[str]] = {
     **mesh.USED_FIELDS,
     **route.USED_FIELDS,
     **route_filters.USED_FIELDS,
+    **traffic.USED_FIELDS,
 }
 
 
@@ -191,6 +193,12 @@ KINDS: dict[tuple[str, str], KindSpec] = {
             "HTTPRoute",
             route.validate_http_route,
             route.normalize_http_route,
+        ),
+        KindSpec(
+            "networking.nodemesh.io/v1",
+            "TrafficPolicy",
+            traffic.validate_traffic_policy,
+            traffic.normalize_traffic_policy,
         ),
     )
 }

@@ -20,6 +20,17 @@ from nodemesh.manifests.validate_meta import metadata_of, normalize_metadata, va
 
 LIST_FIELDS = frozenset({"apiVersion", "kind", "items"})
 IGNORED_LIST_FIELDS = frozenset({"metadata"})
+# Istio kinds users reach for out of habit, and where their settings live in nodemesh instead.
+ISTIO_KIND_HINTS = {
+    "VirtualService": (
+        "routing, timeouts and retries are a Gateway API HTTPRoute in nodemesh; fault injection "
+        "is a TrafficPolicy (networking.nodemesh.io/v1)"
+    ),
+    "DestinationRule": (
+        "connection pool limits and outlier detection are a TrafficPolicy "
+        "(networking.nodemesh.io/v1) in nodemesh"
+    ),
+}
 
 
 def validate_document(
@@ -124,6 +135,8 @@ def _unknown_kind(kind: str) -> str:
     # A high cutoff: "Servce" is a typo of Service, "VirtualService" is another kind altogether.
     close = difflib.get_close_matches(kind, known, n=1, cutoff=0.8)
     hint = f"did you mean {close[0]!r}? " if close else ""
+    if kind in ISTIO_KIND_HINTS:
+        hint = f"{ISTIO_KIND_HINTS[kind]}; "
     return f"unknown kind {kind!r}; {hint}supported kinds: {', '.join(kinds.supported_kinds())}"
 
 

@@ -1,7 +1,9 @@
 """gateway.networking.k8s.io/v1 HTTPRoute: shape and Gateway API's own rules, not routing semantics.
 
 Normalization writes out Gateway API's defaults (a rule with no matches matches every path by prefix
-"/", backendRefs default to kind Service with weight 1) so the router never has to know them.
+"/", backendRefs default to kind Service with weight 1) so the router never has to know them. Where
+Gateway API leaves a default to the implementation (a rule's `retry.attempts` and `retry.backoff`),
+normalization writes nodemesh's choice, documented in docs/traffic-policy.md.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import re
 from typing import Any
 
 from nodemesh.manifests import names
-from nodemesh.manifests.check import Check, child, set_default
+from nodemesh.manifests.check import Check, child, item, set_default
 from nodemesh.manifests.validate_route_filters import (
     BACKEND_OBJECT_REF_FIELDS,
     normalize_backend_object_ref,
@@ -22,12 +24,13 @@ from nodemesh.manifests.validate_route_filters import (
 ROUTE_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 ROUTE_SPEC_FIELDS = frozenset({"parentRefs", "hostnames", "rules"})
 PARENT_REF_FIELDS = frozenset({"group", "kind", "namespace", "name", "sectionName", "port"})
-RULE_FIELDS = frozenset({"name", "matches", "filters", "backendRefs", "timeouts"})
+RULE_FIELDS = frozenset({"name", "matches", "filters", "backendRefs", "timeouts", "retry"})
 MATCH_FIELDS = frozenset({"path", "headers", "queryParams", "method"})
 PATH_MATCH_FIELDS = frozenset({"type", "value"})
 VALUE_MATCH_FIELDS = frozenset({"type", "name", "value"})
 HTTP_BACKEND_REF_FIELDS = BACKEND_OBJECT_REF_FIELDS | {"weight", "filters"}
 TIMEOUTS_FIELDS = frozenset({"request", "backendRequest"})
+RETRY_FIELDS = frozenset({"codes", "attempts", "backoff"})
 
 USED_FIELDS = {
     "HTTPRoute": ROUTE_FIELDS,
@@ -40,6 +43,7 @@ USED_FIELDS = {
     "HTTPQueryParamMatch": VALUE_MATCH_FIELDS,
     "HTTPBackendRef": HTTP_BACKEND_REF_FIELDS,
     "HTTPRouteTimeouts": TIMEOUTS_FIELDS,
+    "HTTPRouteRetry": RETRY_FIELDS,
 }
 
 PATH_MATCH_TYPES = ("Exact", "PathPrefix", "RegularExpression")
@@ -49,6 +53,13 @@ MAX_WEIGHT = 1_000_000
 _DURATION = re.compile(r"([0-9]{1,5}(h|m|s|ms)){1,4}")
 _DURATION_PART = re.compile(r"([0-9]{1,5})(h|ms|m|s)")
 _UNIT_MS = {"h": 3_600_000, "m": 60_000, "s": 1_000, "ms": 1}
+# Retries where Gateway API says "implementation-specific": Istio's default count (so a route moved
+# from a VirtualService behaves the same) and Envoy's default base back-off interval.
+DEFAULT_RETRY_ATTEMPTS = 2
+DEFAULT_RETRY_BACKOFF = "25ms"
+# HTTPRouteRetryStatusCode: Gateway API allows 400-599 (retrying 1xx-3xx makes no sense).
+RETRY_STATUS_LOW, RETRY_STATUS_HIGH = 400, 599
+UINT32_MAX = 4_294_967_295
 
 
 def parse_duration(value: str) -> int | None:
@@ -107,6 +118,7 @@ def _validate_rule(rule: dict[str, Any], path: str, check: Check) -> None:
         check.integer(ref, "weight", ref_path, low=0, high=MAX_WEIGHT)
         validate_filters(ref, ref_path, check)
     _validate_timeouts(rule, path, check)
+    _validate_retry(rule, path, check)
 
 
 def _normalize_rule(rule: dict[str, Any]) -> None:
@@ -125,6 +137,8 @@ def _normalize_rule(rule: dict[str, Any]) -> None:
         normalize_backend_object_ref(ref)
         set_default(ref, "weight", 1)
         normalize_filters(ref)
+    if rule.get("retry") is not None:
+        _normalize_retry(rule["retry"])
 
 
 def _validate_match(match: dict[str, Any], path: str, check: Check) -> None:
@@ -189,8 +203,8 @@ def _validate_timeouts(rule: dict[str, Any], path: str, check: Check) -> None:
         return
     path = child(path, "timeouts")
     check.fields(timeouts, path, "HTTPRouteTimeouts", TIMEOUTS_FIELDS)
-    request = check.string(timeouts, "request", path, rule=_duration)
-    backend = check.string(timeouts, "backendRequest", path, rule=_duration)
+    request = check.string(timeouts, "request", path, rule=duration_rule)
+    backend = check.string(timeouts, "backendRequest", path, rule=duration_rule)
     if request is None or backend is None:
         return
     request_ms, backend_ms = parse_duration(request), parse_duration(backend)
@@ -201,7 +215,62 @@ def _validate_timeouts(rule: dict[str, Any], path: str, check: Check) -> None:
         )
 
 
-def _duration(value: str) -> str | None:
+def duration_rule(value: str) -> str | None:
+    """A `Check.string` rule for Gateway API durations (GEP-2257)."""
     if parse_duration(value) is None:
         return f"must be a Gateway API duration like '500ms', '10s' or '1h2m', got {value!r}"
     return None
+
+
+def _validate_retry(rule: dict[str, Any], path: str, check: Check) -> None:
+    """HTTPRouteRetry (Gateway API v1.2+): codes, attempts and a minimum back-off."""
+    retry = check.mapping(rule, "retry", path)
+    if retry is None:
+        return
+    path = child(path, "retry")
+    check.fields(retry, path, "HTTPRouteRetry", RETRY_FIELDS)
+    validate_status_codes(retry, "codes", path, check, RETRY_STATUS_LOW, RETRY_STATUS_HIGH)
+    attempts = check.integer(retry, "attempts", path, low=0, high=UINT32_MAX)
+    backoff = check.string(retry, "backoff", path, rule=duration_rule)
+    if attempts == 0 or (backoff is None and retry.get("backoff") is not None):
+        return  # retries are off, or the back-off is malformed (already reported)
+    _check_backoff_fits(rule, backoff, path, check)
+
+
+def _check_backoff_fits(rule: dict[str, Any], backoff: str | None, path: str, check: Check) -> None:
+    """Gateway API: retries must end within timeouts.request, so a longer back-off never retries."""
+    timeouts = rule.get("timeouts")
+    request = timeouts.get("request") if isinstance(timeouts, dict) else None
+    request_ms = parse_duration(request) if isinstance(request, str) else None
+    backoff_ms = parse_duration(backoff or DEFAULT_RETRY_BACKOFF)
+    if not request_ms or backoff_ms is None or backoff_ms < request_ms:  # "0s": no timeout
+        return
+    if backoff is None:
+        message = (
+            f"the default retry back-off ({DEFAULT_RETRY_BACKOFF}) is not shorter than the request "
+            f"timeout ({request}), so no retry could start; set retry.backoff below it"
+        )
+        check.fail(path, message)
+    else:
+        message = f"must be shorter than the request timeout ({backoff} >= {request}), "
+        check.fail(child(path, "backoff"), message + "or no retry could ever start")
+
+
+def _normalize_retry(retry: dict[str, Any]) -> None:
+    retry["codes"] = sorted(set(retry.get("codes") or []))
+    set_default(retry, "attempts", DEFAULT_RETRY_ATTEMPTS)
+    set_default(retry, "backoff", DEFAULT_RETRY_BACKOFF)
+
+
+def validate_status_codes(
+    obj: dict[str, Any], key: str, path: str, check: Check, low: int, high: int
+) -> list[int] | None:
+    """A list of HTTP status codes in [low, high]; None when absent or any element is bad."""
+    values = check.sequence(obj, key, path)
+    if values is None:
+        return None
+    list_path = child(path, key)
+    good = [
+        check.whole(value, item(list_path, i), low=low, high=high) for i, value in enumerate(values)
+    ]
+    return None if any(code is None for code in good) else values

@@ -57,6 +57,7 @@ def test_kinds_table():
         "security.nodemesh.io/v1 AuthorizationPolicy",
         "security.nodemesh.io/v1 PeerAuthentication",
         "gateway.networking.k8s.io/v1 HTTPRoute",
+        "networking.nodemesh.io/v1 TrafficPolicy",
     ]
     assert [spec.kind for spec in kinds.KINDS.values() if not spec.namespaced] == ["Namespace"]
     assert kinds.lookup("apps/v1", "Deployment") is kinds.KINDS[("apps/v1", "Deployment")]

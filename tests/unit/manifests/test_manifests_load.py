@@ -119,7 +119,9 @@ def test_errors_of_every_document_are_collected():
         (
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\n",
             "app.yaml: document 1 (VirtualService default/web): kind: unknown kind "
-            f"'VirtualService'; supported kinds: {', '.join(supported_kinds())}",
+            "'VirtualService'; routing, timeouts and retries are a Gateway API HTTPRoute in "
+            "nodemesh; fault injection is a TrafficPolicy (networking.nodemesh.io/v1); "
+            f"supported kinds: {', '.join(supported_kinds())}",
         ),
         (
             "apiVersion: v1\nkind: Servce\nmetadata: {name: web}\n",

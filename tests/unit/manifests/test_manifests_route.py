@@ -298,12 +298,6 @@ def test_route_accepted(check_case, path, value):
             f"{R0}.timeouts.backendRequest",
             "must not be longer than the request timeout (2s > 1s)",
         ),
-        (
-            f"{R0}.retry",
-            {"attempts": 3},
-            f"{R0}.retry",
-            "experimental Gateway API field, not supported by nodemesh",
-        ),
     ],
 )
 def test_route_errors(check_case, path, value, field, message):
