@@ -1,0 +1,360 @@
+"""The waypoint's request path: one function from a decoded request to the reply, layer by layer.
+
+In order, as Envoy's HTTP filter chain would run them for an Istio waypoint:
+1. normalize the path (one spelling for authorization and routing; 400 if it cannot be made safe);
+2. authorize (AuthorizationPolicy with HTTP attributes; 403 naming the policy and rule);
+3. route (HTTPRoute matches, filters, weighted backends; 404 when nothing matches);
+4. resilience for the chosen backend Service (local rate limit → 429; fault injection);
+5. attempts: pick an endpoint (outlier-ejected ones skipped), send, judge the outcome, retry
+   with back-off within the retry policy and budget; time out the whole at the route's
+   `timeouts.request` (504) and each attempt at `backendRequest` / perTryTimeout;
+6. stream the response back, with ResponseHeaderModifier filters applied, and finish telemetry
+   (metrics, access log, span) once the session has written the last byte.
+Each layer's decision is a pure object from `waypoint.routing`, `waypoint.resilience`,
+`waypoint.authz`; this module sequences them and does the waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+
+from controller.model import PeerWorkload, Service
+from nodemesh.identity import SpiffeId
+from nodemesh.telemetry import ResponseFlag
+from waypoint.authz import (
+    PathError,
+    authorize_request,
+    deny_response,
+    normalize_path,
+    normalize_target,
+)
+from waypoint.exchange import Downstream, Reply, text_reply
+from waypoint.h1_upstream import UpstreamError, UpstreamPool, UpstreamResponse
+from waypoint.messages import ResponseHead
+from waypoint.observer import RequestObserver
+from waypoint.record import RequestRecord
+from waypoint.resilience.config import effective_retry
+from waypoint.resilience.outcome import Failure, Outcome
+from waypoint.resilience.retry import RetryDenied, RetryPolicy
+from waypoint.routing import Forward, Pool, RoundRobin
+from waypoint.routing import Reply as RouteReply
+from waypoint.services import ServiceResilience, endpoints_for
+from waypoint.state import WaypointConfig, WaypointState
+from waypoint.tracing import IdGenerator, Propagator
+
+log = logging.getLogger("nodemesh.waypoint")
+
+
+@dataclass
+class Trip:
+    """What one request accumulates on its way through, for telemetry."""
+
+    req: Downstream
+    start_wall: float
+    start: float
+    flags: set[ResponseFlag] = field(default_factory=set)
+    service: Service | None = None
+    destination: PeerWorkload | None = None
+    upstream: tuple[str, int] | None = None
+    route_name: str | None = None
+    retries: int = 0
+    authz: object | None = None
+    upstream_duration: float | None = None
+    response_head_bytes: int = 0
+
+
+class Proxy:
+    def __init__(
+        self,
+        *,
+        name: str,
+        namespace: str,
+        config: WaypointConfig,
+        pool: UpstreamPool,
+        observer: RequestObserver,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name, self.namespace = name, namespace
+        self.config, self.pool, self.observer = config, pool, observer
+        self.rng = rng or random.Random()
+        self.propagator = Propagator(IdGenerator())
+        self.resilience: dict[str, ServiceResilience] = {}
+        self.balancers: dict[tuple[str, int], RoundRobin] = {}
+
+    async def handle(self, req: Downstream) -> Reply:
+        loop = asyncio.get_running_loop()
+        trip = Trip(req, time.time(), loop.time())
+        try:
+            reply = await self._handle(trip, self.config.state)
+        except Exception as exc:  # a bug must cost one request, never the connection's others
+            log.exception("request %s %s failed in the waypoint", req.head.method, req.head.path)
+            reply = text_reply(500, f"waypoint error: {type(exc).__name__}")
+        return self._observed(trip, reply)
+
+    # -- the layers ----------------------------------------------------------------------------
+    async def _handle(self, trip: Trip, state: WaypointState) -> Reply:
+        req = trip.req
+        service, port = _addressed(state, req.destination)
+        if service is None:
+            trip.flags.add(ResponseFlag.NO_ROUTE)
+            return text_reply(
+                404, f"waypoint {self.namespace}/{self.name} serves no Service at {req.destination}"
+            )
+        trip.service = service
+        try:
+            path = normalize_path(req.head.path)
+        except PathError as error:
+            return text_reply(400, str(error))
+        decision = authorize_request(
+            req.head, req.peer, service, state.policies, waypoint=self.name, path=path
+        )
+        trip.authz = decision
+        if not decision.allowed:
+            trip.flags.add(ResponseFlag.DENY)
+            status, headers, body = deny_response(decision)
+            return Reply(ResponseHead(status=status, headers=headers), body=body)
+        head = replace(req.head, path=normalize_target(req.head.path))
+        table = state.routes.get(service.namespace, service.name, port) if state.routes else None
+        client_ns = SpiffeId.parse(req.peer.identity).namespace if req.peer.identity else None
+        match = (
+            table.match(replace(head, path=path + _query(head.path)), client_ns) if table else None
+        )
+        if match is None:
+            trip.flags.add(ResponseFlag.NO_ROUTE)
+            return text_reply(404, f"no HTTPRoute rule of {service.key}:{port} matches")
+        trip.route_name = str(match.route) if match.route else None
+        outcome = match.decide(head, self.rng)
+        if isinstance(outcome, RouteReply):
+            return Reply(outcome.response, body=b"")
+        return await self._forward(trip, state, outcome, match)
+
+    async def _forward(self, trip: Trip, state: WaypointState, fwd: Forward, match) -> Reply:
+        key = f"{fwd.target.namespace}/{fwd.target.name}"
+        backend = state.services.get(key)
+        if backend is None:
+            trip.flags.add(ResponseFlag.NO_HEALTHY_UPSTREAM)
+            return text_reply(500, f"backend Service {key} is unknown to this waypoint")
+        guard = self._resilience(backend, state)
+        limited = guard.rate_limited()
+        if limited is not None:
+            trip.flags.add(ResponseFlag.RATE_LIMITED)
+            return text_reply(429, "local rate limit exceeded", limited)
+        fault = guard.fault()
+        if fault.delay > 0:
+            trip.flags.add(ResponseFlag.DELAY_INJECTED)
+            await asyncio.sleep(fault.delay)
+        if fault.abort is not None:
+            trip.flags.add(ResponseFlag.FAULT_INJECTED)
+            return text_reply(fault.abort.http_status or 503, "fault filter abort")
+        timeout = fwd.timeouts.request_ms / 1000 if fwd.timeouts.request_ms else None
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._attempts(trip, state, fwd, match, backend, guard)
+        except TimeoutError:
+            trip.flags.add(ResponseFlag.UPSTREAM_TIMEOUT)
+            return text_reply(504, "upstream request timeout")
+
+    async def _attempts(self, trip, state, fwd: Forward, match, backend, guard) -> Reply:
+        policy = RetryPolicy(
+            effective_retry({"retry": match.retry} if match.retry else None, guard.policy), self.rng
+        )
+        eps = endpoints_for(state, backend, fwd.target.port)
+        balancer = self._balancer(backend, fwd.target.port, eps)
+        attempt, last, retry_lease = 0, None, None
+        with guard.budget.start_request(), _released(lambda: retry_lease):
+            while True:
+                attempt += 1
+                endpoint = balancer.pick(fwd.head)
+                if endpoint is None:
+                    trip.flags.add(ResponseFlag.NO_HEALTHY_UPSTREAM)
+                    return text_reply(503, f"no healthy upstream for {fwd.target}")
+                trip.upstream, trip.destination = endpoint.address, endpoint.peer
+                try:
+                    outcome, response, upstream = await self._try(trip, fwd, endpoint, policy)
+                finally:
+                    if retry_lease is not None:  # a retry counts against the budget while it runs
+                        retry_lease.release()
+                        retry_lease = None
+                guard.outlier.record(endpoint.key, outcome)
+                if policy.should_retry(attempt, outcome):
+                    granted = guard.budget.try_retry()
+                    if not isinstance(granted, RetryDenied):
+                        retry_lease = granted
+                if retry_lease is None:
+                    if response is not None:
+                        return self._relay(trip, fwd, upstream, response)
+                    return self._failed(trip, outcome, last)
+                if response is not None:
+                    self.pool.discard(upstream)
+                last = outcome
+                trip.retries += 1
+                await asyncio.sleep(policy.backoff(attempt))
+
+    async def _try(self, trip: Trip, fwd: Forward, endpoint, policy: RetryPolicy):
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        upstream = None
+        try:
+            async with asyncio.timeout(_per_try(fwd, policy)):
+                upstream = await self.pool.acquire(endpoint.address)
+                head = replace(fwd.head, headers=_upstream_headers(fwd.head, trip))
+                response = await upstream.send(head, trip.req.body, trip.req.upgrade)
+        except TimeoutError:
+            if upstream is not None:
+                self.pool.discard(upstream)
+            trip.flags.add(ResponseFlag.UPSTREAM_TIMEOUT)
+            return Outcome.failed(Failure.TIMEOUT), None, None
+        except UpstreamError as exc:
+            log.info("attempt to %s failed: %s", endpoint.address, exc)
+            if exc.connect:
+                trip.flags.add(ResponseFlag.UPSTREAM_CONNECT_FAILURE)
+                return Outcome.failed(Failure.CONNECT_FAILURE), None, None
+            if upstream is not None:
+                self.pool.discard(upstream)
+            trip.flags.add(ResponseFlag.UPSTREAM_TERMINATED)
+            return Outcome.failed(Failure.RESET), None, None
+        trip.upstream_duration = loop.time() - sent
+        trip.flags.discard(ResponseFlag.UPSTREAM_TIMEOUT)
+        return Outcome.response(response.head.status, _grpc(response)), response, upstream
+
+    def _relay(self, trip: Trip, fwd: Forward, upstream, response: UpstreamResponse) -> Reply:
+        trip.response_head_bytes = response.head_bytes
+        head = fwd.filter_response(response.head)
+        if response.upgraded is not None:
+            return Reply(head, upgraded=response.upgraded)
+        return Reply(
+            head,
+            chunks=self._chunks(upstream, response.chunks),
+            trailers=lambda: tuple(upstream.trailers),
+        )
+
+    async def _chunks(self, upstream, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        done = False
+        try:
+            async for chunk in chunks:
+                yield chunk
+            done = True
+        finally:
+            if done:
+                self.pool.release(upstream)
+            else:
+                self.pool.discard(upstream)
+
+    def _failed(self, trip: Trip, outcome: Outcome, last) -> Reply:
+        if outcome.failure is Failure.TIMEOUT:
+            return text_reply(504, "upstream request timeout")
+        if trip.retries:
+            trip.flags.add(ResponseFlag.RETRY_LIMIT_EXCEEDED)
+        what = "connect failure" if outcome.failure is Failure.CONNECT_FAILURE else "reset"
+        return text_reply(503, f"upstream {what} ({trip.upstream[0]}:{trip.upstream[1]})")
+
+    # -- per-service state ---------------------------------------------------------------------
+    def _resilience(self, service: Service, state: WaypointState) -> ServiceResilience:
+        policy = state.traffic_policies.get(service.key)
+        held = self.resilience.get(service.key)
+        if held is None or held.policy != policy:
+            held = ServiceResilience(policy, self.rng, asyncio.get_running_loop().time)
+            self.resilience[service.key] = held
+        return held
+
+    def _balancer(self, service: Service, port: int, eps) -> RoundRobin:
+        guard = self.resilience[service.key]
+        key = (service.key, port)
+        held = self.balancers.get(key)
+        keys = tuple(e.key for e in eps)
+        if held is None or getattr(held, "_keys", None) != keys:
+            guard.outlier.set_endpoints(keys)
+            held = RoundRobin(Pool(eps, key=lambda e: e.key, health=guard.health))
+            held._keys = keys
+            self.balancers[key] = held
+        return held
+
+    # -- telemetry -----------------------------------------------------------------------------
+    def _observed(self, trip: Trip, reply: Reply) -> Reply:
+        inner = reply.done
+        state = self.config.state
+        source = state.peer_by_address.get(trip.req.peer.address[0])
+
+        def done(sent: int, error: BaseException | None) -> None:
+            inner(sent, error)
+            if error is not None:
+                trip.flags.add(ResponseFlag.DOWNSTREAM_TERMINATED)
+            loop_now = asyncio.get_event_loop().time()
+            self.observer.finish(
+                RequestRecord(
+                    peer=trip.req.peer,
+                    request=trip.req.head,
+                    response=reply.head,
+                    start_time=trip.start_wall,
+                    duration=loop_now - trip.start,
+                    trailers=tuple(reply.trailers()) if error is None else (),
+                    source=source,
+                    destination=trip.destination,
+                    service=trip.service,
+                    destination_principal=trip.destination.identity if trip.destination else None,
+                    request_header_bytes=trip.req.head_bytes,
+                    request_body_bytes=len(trip.req.body),
+                    response_header_bytes=trip.response_head_bytes,
+                    response_body_bytes=sent,
+                    upstream_duration=trip.upstream_duration,
+                    flags=frozenset(trip.flags),
+                    retries=trip.retries,
+                    upstream_address=trip.upstream,
+                    route_name=trip.route_name,
+                    authz=trip.authz,
+                )
+            )
+
+        reply.done = done
+        return reply
+
+
+class _released:
+    """Release whatever lease `current()` holds when the block ends (timeouts cancel it)."""
+
+    def __init__(self, current) -> None:
+        self.current = current
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        lease = self.current()
+        if lease is not None:
+            lease.release()
+
+
+def _addressed(state: WaypointState, destination: tuple[str, int]) -> tuple[Service | None, int]:
+    ip, port = destination
+    service = state.service_by_vip.get(ip)
+    return service, port
+
+
+def _query(target: str) -> str:
+    return "?" + target.split("?", 1)[1] if "?" in target else ""
+
+
+def _per_try(fwd: Forward, policy: RetryPolicy) -> float | None:
+    backend = fwd.timeouts.backend_request_ms / 1000 if fwd.timeouts.backend_request_ms else None
+    return backend or policy.per_try_timeout
+
+
+def _upstream_headers(head, trip: Trip):
+    peer = trip.req.peer
+    kept = [(k, v) for k, v in head.headers if k not in ("x-forwarded-client-cert",)]
+    if peer.identity:
+        kept.append(("x-forwarded-client-cert", f"By=;URI={peer.identity}"))
+    return tuple(kept)
+
+
+def _grpc(response: UpstreamResponse) -> int | None:
+    value = next((v for k, v in response.head.headers if k == "grpc-status"), None)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+Clock = Callable[[], float]

@@ -1,0 +1,87 @@
+"""Per backend Service, what outlives a request: endpoints, rate limit, faults, breaker, ejections.
+
+The resilience primitives are per Service and per waypoint process (docs/traffic-policy.md): a
+token bucket, a fault injector, a retry budget and an outlier detector, built from the Service's
+TrafficPolicy and rebuilt only when that policy changes, so ejections and budgets survive
+unrelated config pushes. Endpoints are resolved from the snapshot per request (cheap) so a pod
+that became unready is never picked again after the push that says so.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.model import PeerWorkload, Service
+from waypoint.resilience.config import RetryBudgetConfig, TrafficPolicyConfig
+from waypoint.resilience.fault import FaultDecision, FaultInjector
+from waypoint.resilience.outlier import OutlierDetector
+from waypoint.resilience.ratelimit import TokenBucket
+from waypoint.resilience.retry import RetryBudget
+from waypoint.state import WaypointState
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One ready endpoint of a Service port: where to send, and who must answer."""
+
+    key: str  # "ip:port", the balancer's and the outlier detector's name for it
+    address: tuple[str, int]  # pod IP and target port
+    peer: PeerWorkload | None  # None: not known to the mesh (plaintext)
+
+
+def endpoints_for(state: WaypointState, service: Service, port: int) -> list[Endpoint]:
+    result = []
+    for endpoint in service.endpoints:
+        target = next((tp for sp, tp in endpoint.ports if sp == port), None)
+        if target is None:
+            continue
+        result.append(
+            Endpoint(
+                key=f"{endpoint.address}:{target}",
+                address=(endpoint.address, target),
+                peer=state.peers.get(endpoint.workload_uid),
+            )
+        )
+    return result
+
+
+class _NoOutliers:
+    """Outlier detection off (no TrafficPolicy sets it, as Istio's default)."""
+
+    def set_endpoints(self, keys) -> None:
+        pass
+
+    def record(self, key, outcome, now=None) -> None:
+        return None
+
+    def is_ejected(self, key, now=None) -> bool:
+        return False
+
+
+class ServiceResilience:
+    def __init__(
+        self, policy: TrafficPolicyConfig | None, rng: random.Random, clock: Callable[[], float]
+    ) -> None:
+        self.policy = policy
+        budget = policy.retries.budget if policy and policy.retries else RetryBudgetConfig()
+        max_retries = policy.connection_pool.max_retries if policy else None
+        self.budget = RetryBudget(budget, max_retries=max_retries)
+        limit = policy.rate_limit if policy else None
+        self.bucket = TokenBucket(limit, clock) if limit else None
+        faults = policy.faults if policy else None
+        self.faults = FaultInjector(faults, rng) if faults else None
+        outliers = policy.outlier_detection if policy else None
+        self.outlier = OutlierDetector(outliers, clock) if outliers else _NoOutliers()
+        self.health = self.outlier
+
+    def rate_limited(self) -> tuple[tuple[str, str], ...] | None:
+        """None to go on; else the Retry-After header of the 429."""
+        if self.bucket is None:
+            return None
+        limited = self.bucket.try_acquire()
+        return None if limited is None else (("retry-after", limited.retry_after_header),)
+
+    def fault(self) -> FaultDecision:
+        return self.faults.decide() if self.faults else FaultDecision()

@@ -1,0 +1,110 @@
+"""What a waypoint knows: the controller's pushes as one immutable snapshot, compiled for requests.
+
+Same two-phase shape as the node agent's `AgentConfig` (ztunnel's xds.rs): each resource is
+decoded on its own (a bad one is NACKed alone, its last good version kept), then the whole
+snapshot is rebuilt and swapped with one assignment. Rebuilding also compiles what requests
+need: HTTPRoute tables (a route that does not compile is NACKed by name) and the authorization
+index. A request reads `config.state` once and uses that value to the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from controller import scope
+from controller.model import AuthorizationPolicy, HttpRoute, PeerWorkload, Service
+from controller.resources import ResourceError, from_resource
+from nodemesh.authz import PolicyIndex
+from nodemesh.xds.resources import XdsResource
+from waypoint.resilience.config import TrafficPolicyConfig
+from waypoint.routing import RouteSource, RouteTables, compile_routes
+
+
+@dataclass(frozen=True)
+class WaypointState:
+    services: Mapping[str, Service] = field(default_factory=dict)  # by "ns/name"
+    service_by_vip: Mapping[str, Service] = field(default_factory=dict)
+    peers: Mapping[str, PeerWorkload] = field(default_factory=dict)  # by uid
+    peer_by_address: Mapping[str, PeerWorkload] = field(default_factory=dict)
+    routes: RouteTables | None = None
+    policies: PolicyIndex = field(
+        default_factory=lambda: PolicyIndex.build([], enforcer="the waypoint")
+    )
+    route_errors: Mapping[str, str] = field(default_factory=dict)  # route key -> why refused
+    # TrafficPolicy per targeted Service ("ns/name"): retries, limits, faults, ejection.
+    traffic_policies: Mapping[str, TrafficPolicyConfig] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        services: Iterable[Service],
+        peers: Iterable[PeerWorkload],
+        routes: Iterable[HttpRoute],
+        policies: Iterable[AuthorizationPolicy],
+        trust_domain: str,
+    ) -> WaypointState:
+        by_key = {s.key: s for s in services}
+        by_uid = {p.uid: p for p in peers}
+        compiled = compile_routes(
+            [RouteSource.from_model(r) for r in sorted(routes, key=lambda r: r.key)],
+            by_key.values(),
+        )
+        errors = {str(e.route): str(e) for e in compiled.errors}
+        return cls(
+            services=MappingProxyType(by_key),
+            service_by_vip=MappingProxyType({v: s for s in by_key.values() for v in s.vips}),
+            peers=MappingProxyType(by_uid),
+            peer_by_address=MappingProxyType({a: p for p in by_uid.values() for a in p.addresses}),
+            routes=compiled.tables,
+            policies=PolicyIndex.build(
+                list(policies), trust_domain=trust_domain, enforcer="the waypoint"
+            ),
+            route_errors=MappingProxyType(errors),
+        )
+
+
+_KINDS = {
+    scope.SERVICE: "services",
+    scope.PEER_WORKLOAD: "peers",
+    scope.HTTP_ROUTE: "routes",
+    scope.AUTHORIZATION_POLICY: "policies",
+}
+
+
+class WaypointConfig:
+    """The config-stream handler: resources in, a new WaypointState out, rejections reported."""
+
+    def __init__(self, trust_domain: str = "cluster.local") -> None:
+        self.trust_domain = trust_domain
+        self.state = WaypointState()
+        self._held: dict[str, dict[str, object]] = {t: {} for t in _KINDS}
+        self.generation = 0
+
+    def apply(self, type_url: str, upserts: list[XdsResource], removals: list[str]) -> dict:
+        """Apply one response of one type; return {name: reason} for the resources refused."""
+        held = self._held.get(type_url)
+        if held is None:
+            return {r.name: f"a waypoint does not use {type_url}" for r in upserts}
+        rejected: dict[str, str] = {}
+        staged = dict(held)
+        for res in upserts:
+            try:
+                staged[res.name] = from_resource(type_url, res.payload, res.name)
+            except ResourceError as exc:
+                rejected[res.name] = str(exc)
+        for name in removals:
+            staged.pop(name, None)
+        self._held[type_url] = staged
+        self.state = self._build()
+        if type_url == scope.HTTP_ROUTE:
+            for name, reason in self.state.route_errors.items():
+                if name in {r.name for r in upserts}:
+                    rejected[name] = reason
+        self.generation += 1
+        return rejected
+
+    def _build(self) -> WaypointState:
+        parts = {attr: list(self._held[t].values()) for t, attr in _KINDS.items()}
+        return WaypointState.build(**parts, trust_domain=self.trust_domain)
