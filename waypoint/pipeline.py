@@ -45,7 +45,7 @@ from waypoint.routing import Forward, Pool, RoundRobin
 from waypoint.routing import Reply as RouteReply
 from waypoint.services import ServiceResilience, endpoints_for
 from waypoint.state import WaypointConfig, WaypointState
-from waypoint.tracing import IdGenerator, Propagator
+from waypoint.tracing import IdGenerator, Propagation, Propagator
 
 log = logging.getLogger("nodemesh.waypoint")
 
@@ -66,6 +66,7 @@ class Trip:
     authz: object | None = None
     upstream_duration: float | None = None
     response_head_bytes: int = 0
+    trace: Propagation | None = None  # the waypoint's span, its parent, x-request-id
 
 
 class Proxy:
@@ -89,6 +90,7 @@ class Proxy:
     async def handle(self, req: Downstream) -> Reply:
         loop = asyncio.get_running_loop()
         trip = Trip(req, time.time(), loop.time())
+        trip.trace = self.propagator.propagate(req.head)
         try:
             reply = await self._handle(trip, self.config.state)
         except Exception as exc:  # a bug must cost one request, never the connection's others
@@ -307,6 +309,9 @@ class Proxy:
                     upstream_address=trip.upstream,
                     route_name=trip.route_name,
                     authz=trip.authz,
+                    request_id=trip.trace.request_id if trip.trace else None,
+                    trace=trip.trace.context if trip.trace else None,
+                    parent_span_id=trip.trace.parent_span_id if trip.trace else None,
                 )
             )
 
@@ -344,11 +349,18 @@ def _per_try(fwd: Forward, policy: RetryPolicy) -> float | None:
     return backend or policy.per_try_timeout
 
 
+_REPLACED = frozenset({"x-forwarded-client-cert", "traceparent", "tracestate", "x-request-id"})
+
+
 def _upstream_headers(head, trip: Trip):
+    """End-to-end headers, with the trace context and request id this waypoint decided, and the
+    client's verified identity (Envoy's x-forwarded-client-cert; a client-sent one is dropped)."""
     peer = trip.req.peer
-    kept = [(k, v) for k, v in head.headers if k not in ("x-forwarded-client-cert",)]
+    kept = [(k, v) for k, v in head.headers if k not in _REPLACED]
+    if trip.trace is not None:
+        kept.extend(trip.trace.upstream_headers())
     if peer.identity:
-        kept.append(("x-forwarded-client-cert", f"By=;URI={peer.identity}"))
+        kept.append(("x-forwarded-client-cert", f"URI={peer.identity}"))
     return tuple(kept)
 
 

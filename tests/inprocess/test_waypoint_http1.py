@@ -207,3 +207,23 @@ def test_smuggling_shapes_get_400_and_close_while_others_work(raw):
                 good_writer.close()
 
     run(main())
+
+
+def test_traceparent_continued_or_started_and_span_recorded():
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    async def main():
+        with Backend("v1") as v1:
+            async with web([v1]) as rig:
+                _, given, _ = await curl("-H", f"traceparent: {parent}", rig.url + "/")
+                _, fresh, _ = await curl(rig.url + "/")
+                seen = json.loads(given)["headers"]["traceparent"].split("-")
+                assert seen[1] == "4bf92f3577b34da6a3ce929d0e0e4736"  # same trace
+                assert seen[2] != "00f067aa0ba902b7"  # the waypoint's own span is the parent
+                started = json.loads(fresh)["headers"]
+                assert len(started["traceparent"].split("-")[1]) == 32
+                assert started["x-request-id"]
+                spans = rig.spans.trace("4bf92f3577b34da6a3ce929d0e0e4736")
+                assert [s.parent_span_id for s in spans] == ["00f067aa0ba902b7"]
+
+    run(main())
