@@ -70,7 +70,7 @@ class Peer:
 
     # SPIFFE identity from the verified client certificate; None for none.
     identity: str | None
-    # The original source address of the connection (from HBONE's Forwarded header, or the TCP peer).
+    # Original source address (HBONE Forwarded header, else the TCP peer).
     address: tuple[str, int]
     # The original destination the client dialled (HBONE :authority).
     destination: tuple[str, int]
