@@ -166,7 +166,20 @@ class PodDataplane:
             request.refuse(400, f"{request.authority} is not pod {self.workload.name}")
             return
         source_ip = _forwarded_for(request.headers) or request.peer_address[0]
-        conn = Connection(str(request.peer_identity), source_ip, ip, port, tls=True)
+        peer = str(request.peer_identity)
+        waypoint = waypoint_identity(self.workload)
+        if waypoint is not None and peer != waypoint:
+            reason = (
+                f"{self.workload.namespace}/{self.workload.name} takes traffic only through "
+                f"its waypoint {self.workload.namespace}/{self.workload.waypoint} ({waypoint}), "
+                f"not directly from {peer}"
+            )
+            log.info("refused %s → %s:%s: %s", peer, ip, port, reason)
+            request.refuse(403, reason)
+            record = self._inbound_record(source_ip, ip, port, None, peer)
+            self.ctx.connections.close(record, reason, ResponseFlag.DENY)
+            return
+        conn = Connection(peer, source_ip, ip, port, via_waypoint=waypoint is not None, tls=True)
         decision = decide(conn, self.workload, self.ctx.policies())
         record = self._inbound_record(source_ip, ip, port, decision, str(request.peer_identity))
         if not decision.allowed:
@@ -234,6 +247,16 @@ class PodDataplane:
                 decision=decision,
             )
         )
+
+
+def waypoint_identity(workload: Workload) -> str | None:
+    """The SPIFFE ID of the waypoint the pod's inbound traffic must come through, or None.
+
+    A waypoint runs as its own service account, named after it, in the pod's namespace."""
+    if not workload.waypoint:
+        return None
+    domain = workload.identity.split("/", 3)[2]  # spiffe://<trust domain>/ns/...
+    return f"spiffe://{domain}/ns/{workload.namespace}/sa/{workload.waypoint}"
 
 
 def _forwarded_for(headers: dict[str, str]) -> str | None:

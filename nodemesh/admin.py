@@ -20,6 +20,14 @@ Route = Callable[[dict[str, list[str]]], object]
 MAX_REQUEST = 16 * 1024
 
 
+class RouteStatus(Exception):
+    """Raised by a route to answer another status than 200 (e.g. 503 for "not ready")."""
+
+    def __init__(self, status: int, data: object) -> None:
+        super().__init__(status)
+        self.status, self.data = status, data
+
+
 class AdminServer:
     def __init__(self, routes: dict[str, Route]) -> None:
         self.routes = routes
@@ -69,6 +77,8 @@ class AdminServer:
             data = route(parse_qs(url.query))
         except KeyError as exc:
             return 404, json.dumps({"error": f"not found: {exc}"}).encode()
+        except RouteStatus as answer:
+            return answer.status, (json.dumps(answer.data, sort_keys=True) + "\n").encode()
         return 200, (json.dumps(data, indent=1, sort_keys=True, default=str) + "\n").encode()
 
 

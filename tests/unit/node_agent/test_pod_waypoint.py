@@ -1,0 +1,31 @@
+"""The destination agent's rule for pods behind a waypoint: HBONE only from that waypoint."""
+
+from controller.model import Workload
+from node_agent.pod import waypoint_identity
+
+
+def pod(waypoint: str, identity: str = "spiffe://example.org/ns/shop/sa/web") -> Workload:
+    return Workload(
+        uid="u1",
+        name="web-1",
+        namespace="shop",
+        node="node1",
+        addresses=("198.18.1.5",),
+        service_account="web",
+        identity=identity,
+        labels=(),
+        enrolled=True,
+        waypoint=waypoint,
+        ready=True,
+        netns="",
+        cgroup="",
+        owner="",
+    )
+
+
+def test_a_pod_behind_a_waypoint_expects_the_waypoints_own_identity():
+    assert waypoint_identity(pod("waypoint")) == "spiffe://example.org/ns/shop/sa/waypoint"
+
+
+def test_a_pod_without_a_waypoint_takes_any_verified_peer():
+    assert waypoint_identity(pod("")) is None
