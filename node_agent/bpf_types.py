@@ -2,8 +2,9 @@
 
 Change this module and bpf/nodemesh_types.h (structs), bpf/nodemesh_maps.h (maps) or the hook
 files (entry points) together; `LAYOUT_VERSION` and the `_v1` suffix of every map name follow the
-C side. The loader (`node_agent.capture`) checks each map's key and value
-size against these classes when it loads the programs, so a one-sided change fails at start-up
+C side. The agent (`node_agent.capture`) checks each map's key and value size against these
+classes when it opens the maps the compiler child pinned (`node_agent.bpf_compile`), and the child
+pins one program per `HOOKS` entry under its `name`, so a one-sided change fails at start-up
 instead of corrupting lookups.
 
 Byte order, as in C: IPv4 addresses are stored in network order (the four bytes of the address as

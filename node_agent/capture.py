@@ -1,4 +1,10 @@
-"""Capture of enrolled pods: loads bpf/ with BCC once, attaches it to each pod, reads it back.
+"""Capture of enrolled pods: bpf/ compiled once by a child, attached to each pod, read back.
+
+The agent never loads BCC or LLVM: they would stay resident (~170 MB) for one compile at start.
+`CaptureProgram` runs `python -m node_agent.capture compile` (node_agent.bpf_compile) instead: the
+child compiles bpf/ with BCC, pins every program and map under <pin_root>/_compiled/, prints a
+manifest and exits. The agent opens those pins and from then on works through libbpf
+(node_agent.libbpf): map lookups and updates, the ring buffer, links.
 
 Per pod, four programs are attached through BPF links (see bpf/README.md for why these):
 
@@ -7,11 +13,16 @@ Per pod, four programs are attached through BPF links (see bpf/README.md for why
     sock_ops  → pod cgroup   re-keys the original destination by the client's address
     sk_lookup → pod netns    inbound SYNs to the pod IP handed to the agent's 15006 listener
 
-Links detach exactly what they attached (other programs on the same cgroup or netns stay), and are
-pinned under <pin_root>/<pod_id>/ so that a restarted agent adopts them: `attach_pod` swaps the
-new program into the pinned link atomically (no instant without capture) when the link still
-points at the pod's cgroup or netns, and replaces it otherwise. After a crash, `cleanup_all()`
-(`python -m node_agent.capture cleanup`) detaches and unpins everything.
+Links detach exactly what they attached (other programs on the same cgroup or netns stay).
+Everything lives under the agent's own pin_root:
+
+    <pin_root>/_compiled/  programs and maps: replaced by the next compile, unpinned by close()
+    <pin_root>/<pod_id>/   links: `attach_pod` of a restarted agent swaps its new program into a
+                           pinned link atomically (no instant without capture) when the link still
+                           points at the pod's cgroup or netns, and replaces it otherwise;
+                           close(detach=False) keeps them for the next agent to adopt
+
+After a crash, `cleanup_all()` (`python -m node_agent.capture cleanup`) detaches and unpins both.
 
 The agent's listeners are its own: it opens them inside the pod netns
 (`nodemesh.local.netns.socket_in_netns`) and hands the inbound one to `PodCapture`.
@@ -30,100 +41,30 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bcc import BPF
-from bcc.libbcc import lib as libbcc
-from bcc.utils import get_possible_cpus
-
+from node_agent import bpf_compile, libbpf
 from node_agent import bpf_types as bt
+from node_agent.bpf_compile import BPF_DIR
 from nodemesh import bpffs
 from nodemesh.local.netns import netns_path, socket_in_netns
 
-BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
-# Compiled as one text: BCC rewrites map calls only in its main file, so the shared helpers header
-# comes first and each hook's own #include of it is then a no-op.
-SOURCES = ("nodemesh_lib.h", "sock_connect.c", "sock_ops.c", "sk_lookup.c")
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "nodemesh"
+COMPILED_DIR = "_compiled"  # never a pod id: those start with a letter or a digit
 AGENT_MARK = 0x539  # SO_MARK on the agent's own sockets: never captured
 SO_NETNS_COOKIE = 71
 _POD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-_libbpf = ct.CDLL("libbpf.so.1", use_errno=True)
-for _name in ("bpf_obj_pin", "bpf_obj_get", "bpf_link_detach", "bpf_prog_query"):
-    getattr(_libbpf, _name).restype = ct.c_int
-_libbpf.bpf_obj_pin.argtypes = [ct.c_int, ct.c_char_p]
-_libbpf.bpf_obj_get.argtypes = [ct.c_char_p]
+program_id = libbpf.obj_id  # the kernel's id of a program fd, as `bpftool prog` shows it
+attached_programs = libbpf.prog_query  # ids of the programs on a cgroup or netns
 
 
 class CaptureError(RuntimeError):
-    """A BPF operation failed; the message names the object and what the kernel said."""
-
-
-def _ok(ret: int, what: str) -> int:
-    if ret < 0:  # libbpf 1.x returns -errno
-        raise CaptureError(f"{what}: {os.strerror(-ret)}")
-    return ret
-
-
-def _info(fd: int) -> bytes:
-    """bpf_obj_get_info_by_fd: the common prefix of prog, map and link info is (type, id)."""
-    buf, size = ct.create_string_buffer(256), ct.c_uint32(256)
-    _ok(_libbpf.bpf_obj_get_info_by_fd(fd, buf, ct.byref(size)), "bpf_obj_get_info_by_fd")
-    return buf.raw
-
-
-def _close_link(fd: int) -> None:
-    _libbpf.bpf_link_detach(fd)  # fails harmlessly once the target is gone, or for a non-link
-    os.close(fd)
-
-
-def _link_target(info: bytes, hook: bt.Hook) -> int:
-    """cgroup id (u64) or netns inode (u32) from struct bpf_link_info; 0 once the target died."""
-    return struct.unpack_from("<Q" if hook.target == "cgroup" else "<I", info, 16)[0]
-
-
-def program_id(fd: int) -> int:
-    return struct.unpack_from("<I", _info(fd), 4)[0]
-
-
-def attached_programs(target: Path, attach_type: int) -> list[int]:
-    """Ids of the programs attached to a cgroup directory or netns file (like `bpftool`)."""
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        ids, count, flags = (ct.c_uint32 * 64)(), ct.c_uint32(64), ct.c_uint32()
-        ret = _libbpf.bpf_prog_query(fd, attach_type, 0, ct.byref(flags), ids, ct.byref(count))
-        _ok(ret, f"query programs on {target}")
-        return list(ids[: count.value])
-    finally:
-        os.close(fd)
+    """Capture cannot start or go on; the message says what to check. Failures of a single BPF
+    call raise node_agent.libbpf.BpfError, which names the object and the kernel's errno."""
 
 
 def netns_cookie_of(sock: socket.socket) -> int:
     return struct.unpack("Q", sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
-
-
-class _Map:
-    """A map of the loaded module, accessed with the ctypes types of node_agent.bpf_types."""
-
-    def __init__(self, bpf: BPF, name: str, percpu: bool = False):
-        self.name, self.fd = name, libbcc.bpf_table_fd(bpf.module, name.encode())
-        key, leaf = bt.MAP_LAYOUTS[name]
-        key_size, leaf_size = struct.unpack_from("<II", _info(self.fd), 8)
-        if (key_size, leaf_size) != (ct.sizeof(key), ct.sizeof(leaf)):
-            raise CaptureError(f"{name}: bpf/ and node_agent/bpf_types.py disagree on the layout")
-        self.key, self.leaf = key, leaf * len(get_possible_cpus()) if percpu else leaf
-
-    def lookup(self, key):
-        value = self.leaf()
-        ret = _libbpf.bpf_map_lookup_elem(self.fd, ct.byref(key), ct.byref(value))
-        return value if ret == 0 else None
-
-    def update(self, key, value) -> None:
-        ret = _libbpf.bpf_map_update_elem(self.fd, ct.byref(key), ct.byref(value), 0)
-        _ok(ret, f"update {self.name}")
-
-    def delete(self, key) -> None:
-        _libbpf.bpf_map_delete_elem(self.fd, ct.byref(key))  # absent is fine
 
 
 @dataclass(eq=False)
@@ -157,7 +98,7 @@ class PodCapture:
 
     def detach(self) -> None:
         for name, fd in list(self.links.items()):
-            _close_link(fd)
+            libbpf.link_detach(fd)
             (self.pin_dir / name).unlink(missing_ok=True)
             del self.links[name]
         with contextlib.suppress(OSError):
@@ -174,7 +115,7 @@ class PodCapture:
 
 
 class CaptureProgram:
-    """The datapath of one agent: compiled once, attached to any number of pods."""
+    """The datapath of one agent: compiled once (by a child), attached to any number of pods."""
 
     def __init__(
         self,
@@ -192,24 +133,46 @@ class CaptureProgram:
         passes nodemesh's own, nodemesh.bpffs.LOCAL_ROOT; Kubernetes nodes have /sys/fs/bpf)."""
         self.pin_root = Path(pin_root)
         self.bpffs_mount = Path(bpffs_mount)
-        cflags = [
-            f"-I{bpf_dir}",
-            f"-DNODEMESH_OUTBOUND_PORT={outbound_port}",
-            f"-DNODEMESH_HBONE_PORT={hbone_port}",
-            f"-DNODEMESH_MARK={mark:#x}",
-            f"-DNODEMESH_MAX_PODS={max_pods}",
-            f"-DNODEMESH_MAX_FLOWS={max_flows}",
-        ]
-        text = "".join(f'#line 1 "{n}"\n{(Path(bpf_dir) / n).read_text()}' for n in SOURCES)
-        self.bpf = BPF(text=text.encode(), cflags=cflags)
-        self.progs = {
-            h.name: self.bpf.load_func(h.func.encode(), h.prog_type, attach_type=h.attach_type)
-            for h in bt.HOOKS
-        }
-        self.maps = {n: _Map(self.bpf, n, percpu=n == bt.MAP_COUNTERS) for n in bt.MAP_LAYOUTS}
+        self.compiled_dir = self.pin_root / COMPILED_DIR
         self.pods: dict[str, PodCapture] = {}
         self._events: list[bt.CaptureEvent] = []
-        self.bpf[bt.MAP_EVENTS.encode()].open_ring_buffer(self._on_event)
+        cflags = bpf_compile.cflags_for(
+            Path(bpf_dir),
+            outbound_port=outbound_port,
+            hbone_port=hbone_port,
+            mark=mark,
+            max_pods=max_pods,
+            max_flows=max_flows,
+        )
+        bpffs.ensure(self.bpffs_mount)
+        try:
+            self.loaded = bpf_compile.load_in_child(self.compiled_dir, Path(bpf_dir), cflags)
+        except bpf_compile.CompileError as exc:
+            raise CaptureError(f"cannot load the capture programs: {exc}") from exc
+        try:
+            self.progs = {h.name: self.loaded.programs[h.name] for h in bt.HOOKS}
+            cpus = len(libbpf.possible_cpus())
+            self.maps = {
+                n: self._map(n, cpus if n == bt.MAP_COUNTERS else 1) for n in bt.MAP_LAYOUTS
+            }
+            events = self.loaded.maps[bt.MAP_EVENTS]
+            self._ring: libbpf.RingBuffer | None = libbpf.RingBuffer(
+                events, bt.MAP_EVENTS, self._on_event
+            )
+        except BaseException:
+            self.loaded.close()
+            raise
+
+    def _map(self, name: str, cpus: int) -> libbpf.Map:
+        """The map, once its key and value sizes are checked against node_agent/bpf_types.py."""
+        fd, (key, value) = self.loaded.maps[name], bt.MAP_LAYOUTS[name]
+        info = libbpf.map_info(fd)
+        if (info.key_size, info.value_size) != (ct.sizeof(key), ct.sizeof(value)):
+            raise CaptureError(
+                f"{name}: bpf/ has key/value sizes {info.key_size}/{info.value_size},"
+                f" node_agent/bpf_types.py {ct.sizeof(key)}/{ct.sizeof(value)}: change both"
+            )
+        return libbpf.Map(fd, name, key, value, cpus)
 
     def __enter__(self) -> CaptureProgram:
         return self
@@ -218,7 +181,7 @@ class CaptureProgram:
         self.close()
 
     def program_ids(self) -> dict[str, int]:
-        return {name: program_id(p.fd) for name, p in self.progs.items()}
+        return {name: self.loaded.manifest.programs[name].id for name in self.progs}
 
     def attach_pod(
         self,
@@ -242,18 +205,15 @@ class CaptureProgram:
         pod = PodCapture(self, pod_id, pod_ip, cookie, self.pin_root / pod_id)
         targets = {"cgroup": Path(cgroup_path), "netns": netns_path(netns_name)}
         try:
-            bpffs.ensure(self.bpffs_mount)
             pod.pin_dir.mkdir(parents=True, exist_ok=True)
-            self.maps[bt.MAP_COUNTERS].update(
-                ct.c_uint64(cookie), self.maps[bt.MAP_COUNTERS].leaf()
-            )
+            counters = self.maps[bt.MAP_COUNTERS]
+            counters.update(ct.c_uint64(cookie), counters.value())
             self.maps[bt.MAP_PODS].update(ct.c_uint32(bt.ip4_to_u32(pod_ip)), bt.Pod(cookie))
             if inbound_listener is not None:
                 pod.set_inbound_listener(inbound_listener)
             for hook in bt.HOOKS:
-                pod.links[hook.name] = self._link(
-                    hook, pod.pin_dir / hook.name, targets[hook.target]
-                )
+                pin = pod.pin_dir / hook.name
+                pod.links[hook.name] = self._link(hook, pin, targets[hook.target])
         except BaseException:
             pod.detach()
             raise
@@ -261,23 +221,18 @@ class CaptureProgram:
         return pod
 
     def _link(self, hook: bt.Hook, pin: Path, target: Path) -> int:
-        prog_fd = self.progs[hook.name].fd
+        prog_fd = self.progs[hook.name]
         target_fd = os.open(target, os.O_RDONLY)
         try:
             target_id = os.fstat(target_fd).st_ino  # = cgroup id, = netns inode
-            if pin.exists():
-                fd = _ok(_libbpf.bpf_obj_get(str(pin).encode()), f"open {pin}")
-                if _link_target(_info(fd), hook) == target_id:
-                    _ok(_libbpf.bpf_link_update(fd, prog_fd, None), f"update {pin}")
-                    return fd
-                # Pinned for an earlier incarnation of the pod (another cgroup/netns), or defunct.
-                _close_link(fd)
-                pin.unlink()
-            fd = _ok(_libbpf.bpf_link_create(prog_fd, target_fd, hook.attach_type, None), hook.name)
+            adopted = _adopt(pin, hook, prog_fd, target_id) if pin.exists() else None
+            if adopted is not None:
+                return adopted
+            fd = libbpf.link_create(prog_fd, target_fd, hook.attach_type, f"{hook.name} {target}")
             try:
-                _ok(_libbpf.bpf_obj_pin(fd, str(pin).encode()), f"pin {pin}")
-            except CaptureError:
-                _close_link(fd)
+                libbpf.obj_pin(fd, pin)
+            except libbpf.BpfError:
+                libbpf.link_detach(fd)
                 raise
             return fd
         finally:
@@ -312,26 +267,48 @@ class CaptureProgram:
 
     def poll_events(self, timeout_ms: int = 0) -> list[bt.CaptureEvent]:
         """Capture events that arrived since the last call, waiting up to `timeout_ms` for one."""
-        self.bpf.ring_buffer_poll(timeout_ms)
+        if self._ring is None:
+            raise CaptureError("poll_events after close()")
+        self._ring.poll(timeout_ms)
         events, self._events = self._events, []
         return events
 
-    def _on_event(self, _ctx, data, _size) -> int:
-        raw = ct.cast(data, ct.POINTER(bt.Event)).contents
+    def _on_event(self, record: bytes) -> None:
+        raw = bt.Event.from_buffer_copy(record)
         pod = next((p for p in self.pods.values() if p.netns_cookie == raw.netns_cookie), None)
         self._events.append(bt.CaptureEvent.decode(raw, pod.pod_id if pod else None))
-        return 0
 
     def close(self, detach: bool = True) -> None:
-        """Release the programs. detach=False keeps every pod captured through its pinned links,
-        for an agent that is being replaced: the next one adopts them."""
+        """Release the programs and unpin them. detach=False keeps every pod captured through
+        its pinned links (which hold the programs), for an agent that is being replaced: the
+        next one adopts them. Twice is harmless."""
         for pod in list(self.pods.values()):
             if detach:
                 pod.detach()
             else:
                 pod.release()
         self.pods.clear()
-        self.bpf.cleanup()
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+        self.loaded.close()
+
+
+def _adopt(pin: Path, hook: bt.Hook, prog_fd: int, target_id: int) -> int | None:
+    """The pinned link with `prog_fd` swapped in, or None (unpinned) if it points elsewhere."""
+    fd = libbpf.obj_get(pin)
+    try:
+        target = libbpf.link_info(fd).target
+        if (target.cgroup_id if hook.target == "cgroup" else target.netns_ino) == target_id:
+            libbpf.link_update(fd, prog_fd, str(pin))
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    # Pinned for an earlier incarnation of the pod (another cgroup/netns), or defunct (id 0).
+    libbpf.link_detach(fd)
+    pin.unlink()
+    return None
 
 
 def cleanup_all(pin_root: Path = PIN_ROOT) -> list[str]:
@@ -344,9 +321,8 @@ def cleanup_all(pin_root: Path = PIN_ROOT) -> list[str]:
             if dirpath == str(pin_root) and name in bpffs.KERNEL_FILES:
                 continue  # the kernel's own iterators at a bpffs mount root: not ours
             path = Path(dirpath, name)
-            fd = _libbpf.bpf_obj_get(str(path).encode())
-            if fd >= 0:
-                _close_link(fd)
+            with contextlib.suppress(libbpf.BpfError):
+                libbpf.link_detach(libbpf.obj_get(path))  # a no-op for programs and maps
             path.unlink()
             removed.append(str(path))
         if not os.path.ismount(dirpath):  # a bpffs mount point is released, not removed
@@ -356,9 +332,15 @@ def cleanup_all(pin_root: Path = PIN_ROOT) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m node_agent.capture")
-    parser.add_argument("command", choices=["cleanup"], help="remove every pinned capture object")
-    parser.add_argument("--pin-root", type=Path, default=PIN_ROOT)
+    commands = parser.add_subparsers(dest="command", required=True)
+    cleanup = commands.add_parser("cleanup", help="detach and unpin every pinned capture object")
+    cleanup.add_argument("--pin-root", type=Path, default=PIN_ROOT)
+    bpf_compile.add_arguments(
+        commands.add_parser(bpf_compile.COMMAND, help="compile bpf/ and pin it (the agent's child)")
+    )
     args = parser.parse_args(argv)
+    if args.command == bpf_compile.COMMAND:
+        return bpf_compile.child_main(args)
     for path in cleanup_all(args.pin_root):
         print(f"removed {path}")
     return 0

@@ -9,7 +9,9 @@ inside the pods' namespaces. Pod processes are real, started in a pod's netns an
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ from bcc import BPF
 
 from node_agent import bpf_types as bt
 from node_agent import capture as cap
+from node_agent import libbpf
 from nodemesh import bpffs
 from nodemesh.local import cgroups, netns, network
 from nodemesh.local.addressing import cluster_netns_prefix, plan_cluster, veth_name
@@ -138,6 +141,14 @@ def attached(pod: Pod) -> dict[str, list[int]]:
         "sock_ops": cap.attached_programs(pod.cgroup, bt.ATTACH_SOCK_OPS),
         "sk_lookup": cap.attached_programs(netns.netns_path(pod.netns), bt.ATTACH_SK_LOOKUP),
     }
+
+
+def pinned_id(path: Path) -> int:
+    fd = libbpf.obj_get(path)
+    try:
+        return libbpf.obj_id(fd)
+    finally:
+        os.close(fd)
 
 
 def pins_in(root: Path) -> list[str]:
@@ -335,7 +346,7 @@ def test_detach_restores_plain_traffic_and_leaves_nothing_attached(topo, agent):
 
         assert attached(a) == {**NOTHING, "connect4": [cap.program_id(allow.fd)]}
         assert attached(b) == NOTHING
-        assert pins_in(topo.pin_root) == []
+        assert pins_in(topo.pin_root) == [cap.COMPILED_DIR]  # the agent's own, until close()
         client = a.client(b.ip, 8080)
         conn = serve_one(app, b"plain")
         assert conn.getpeername()[0] == a.ip
@@ -374,6 +385,8 @@ def test_a_restarted_agent_adopts_the_pinned_links_and_cleanup_removes_them(topo
             crashed.kill()
         crashed.stdout.close()
     assert attached(a)["connect4"] == [old_id]  # the pins kept capture alive without an agent
+    compiled = topo.pin_root / cap.COMPILED_DIR
+    assert pinned_id(compiled / "connect4") == old_id  # left by the crash, for now
 
     pins = {p.name: p.stat().st_ino for p in (topo.pin_root / a.pod_id).iterdir()}
 
@@ -383,6 +396,8 @@ def test_a_restarted_agent_adopts_the_pinned_links_and_cleanup_removes_them(topo
         agent.attach_pod(a.pod_id, a.cgroup, a.netns, pod_ip=a.ip)
         agent.attach_pod(a.pod_id, a.cgroup, a.netns, pod_ip=a.ip)  # again: still one of each
         new_ids = agent.program_ids()
+        assert old_id not in new_ids.values()
+        assert {name: pinned_id(compiled / name) for name in new_ids} == new_ids  # replaced
         assert attached(a) == {name: [pid] for name, pid in new_ids.items()}
         # Adopted, not re-created: the same pinned links, with the new programs swapped in.
         assert {p.name: p.stat().st_ino for p in (topo.pin_root / a.pod_id).iterdir()} == pins
@@ -393,8 +408,110 @@ def test_a_restarted_agent_adopts_the_pinned_links_and_cleanup_removes_them(topo
     finally:
         agent.close(detach=False)  # a graceful hand-over: capture stays for the next agent
     assert attached(a) == {name: [pid] for name, pid in new_ids.items()}
+    assert not compiled.exists()  # the programs live on in the links alone
 
     removed = cap.cleanup_all(topo.pin_root)  # what an operator runs after a crash
     assert sorted(Path(p).name for p in removed) == sorted(NOTHING)
     assert attached(a) == NOTHING
+    assert pins_in(topo.pin_root) == []
+
+
+PROBE = """
+import json, sys
+from node_agent.capture import CaptureProgram
+program = CaptureProgram(pin_root=sys.argv[1], bpffs_mount=sys.argv[1])
+program.attach_pod(sys.argv[2], sys.argv[3], sys.argv[4], pod_ip=sys.argv[5])
+program.poll_events(0)
+libs = {line.split()[-1] for line in open("/proc/self/maps") if "/" in line}
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({
+    "bcc": sorted(m for m in sys.modules if m.split(".")[0] == "bcc"),
+    "libs": sorted(p for p in libs if any(s in p for s in ("LLVM", "clang", "libbcc"))),
+    "rss_kb": int(status["VmRSS"].split()[0]),
+}))
+program.close()
+"""
+
+
+def test_the_agent_process_loads_capture_without_bcc_or_llvm(topo):
+    a = topo.a
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, topo.pin_root, a.pod_id, a.cgroup, a.netns, a.ip],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert (seen["bcc"], seen["libs"]) == ([], [])
+    # With BCC in the process it was ~170 MB (LLVM's pages and heap); the bound is loose on purpose.
+    assert seen["rss_kb"] < 100_000, seen
+    assert attached(a) == NOTHING and pins_in(topo.pin_root) == []
+
+
+def test_programs_and_maps_stay_pinned_while_the_agent_runs_and_close_unpins_them(topo):
+    compiled = topo.pin_root / cap.COMPILED_DIR
+    first = cap.CaptureProgram(pin_root=topo.pin_root, bpffs_mount=topo.pin_root)
+    try:
+        expected = sorted([h.name for h in bt.HOOKS] + [*bt.MAP_LAYOUTS, bt.MAP_EVENTS])
+        assert sorted(p.name for p in compiled.iterdir()) == expected
+        ids = first.program_ids()
+        assert {name: pinned_id(compiled / name) for name in ids} == ids
+        # A replacement starting before the old agent is gone compiles afresh into the same
+        # directory; the old agent's close() must then leave the new pins alone.
+        second = cap.CaptureProgram(pin_root=topo.pin_root, bpffs_mount=topo.pin_root)
+        try:
+            first.close()
+            first.close()  # twice is harmless
+            assert {name: pinned_id(compiled / name) for name in ids} == second.program_ids()
+            assert len(list(compiled.iterdir())) == len(expected)
+        finally:
+            second.close()
+    finally:
+        first.close()
+    assert pins_in(topo.pin_root) == []
+
+
+def test_cleanup_after_a_crash_removes_programs_and_maps_too(topo):
+    a = topo.a
+    crashed = subprocess.Popen(
+        [sys.executable, "-c", AGENT, topo.pin_root, a.pod_id, a.cgroup, a.netns, a.ip],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        crashed.stdout.readline()
+        crashed.send_signal(signal.SIGKILL)
+        crashed.wait(TIMEOUT)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            crashed.kill()
+        crashed.stdout.close()
+    assert pins_in(topo.pin_root) == sorted([a.pod_id, cap.COMPILED_DIR])
+
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "node_agent.capture", "cleanup", "--pin-root", topo.pin_root],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert f"{cap.COMPILED_DIR}/{bt.MAP_EVENTS}" in cleanup.stdout
+    assert f"{a.pod_id}/connect4" in cleanup.stdout
+    assert attached(a) == NOTHING
+    assert pins_in(topo.pin_root) == []
+
+
+def test_a_failed_compile_reports_the_compiler_error_and_pins_nothing(topo, tmp_path):
+    broken = tmp_path / "bpf"
+    shutil.copytree(REPO / "bpf", broken)
+    source = broken / "sock_ops.c"
+    source.write_text(source.read_text() + "\nint nodemesh_broken(void) { return undeclared; }\n")
+    with pytest.raises(cap.CaptureError) as raised:
+        cap.CaptureProgram(pin_root=topo.pin_root, bpffs_mount=topo.pin_root, bpf_dir=broken)
+    message = str(raised.value)
+    assert "child stderr" in message and "sock_ops.c" in message and "undeclared" in message
     assert pins_in(topo.pin_root) == []
