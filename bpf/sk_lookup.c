@@ -23,6 +23,14 @@
 
 #define NM_AF_INET 2
 
+/* The kubelet's probe source (nodemesh.local.addressing.PROBE_SOURCE, 198.18.0.254), in host
+ * byte order: a probe must reach the application itself, also under STRICT, or readiness
+ * would report the agent instead of the app (Istio ambient exempts its 169.254.7.127 the same
+ * way). Only the node holds that address, so nothing else can finish a handshake from it. */
+#ifndef NODEMESH_PROBE_SOURCE
+#define NODEMESH_PROBE_SOURCE 0xc61200feU
+#endif
+
 /* A connection from inside the pod itself: the agent delivering to the app after HBONE (capturing
  * it would loop), or an app reaching its own IP (connect4 saw it already). It has to be told by
  * its source: for local traffic the kernel reports the pod's eth0 as ingress_ifindex, the same as
@@ -37,6 +45,8 @@ static __always_inline bool sklookup4_skip(struct bpf_sk_lookup *ctx, __u32 pod_
     __u16 port = (__u16)ctx->local_port;
 
     if (sklookup4_from_pod(ctx, pod_ip4))
+        return true;
+    if (bpf_ntohl(ctx->remote_ip4) == NODEMESH_PROBE_SOURCE)
         return true;
     if (port == NODEMESH_HBONE_PORT)
         return true;

@@ -18,6 +18,12 @@ from dataclasses import dataclass
 
 UNDERLAY = ipaddress.IPv4Network("198.18.0.0/24")
 SERVICE_CIDR = ipaddress.IPv4Network("198.19.0.0/16")
+# The source of the kubelet's probes, on every node's loopback (Istio ambient SNATs them to
+# 169.254.7.127 for the same reason): the agents' inbound capture lets it through, so a probe
+# reaches the application itself, also under STRICT, and says whether *it* is ready. A pod
+# cannot complete a handshake from it: replies to it are delivered to the node. bpf/sk_lookup.c
+# has the same address as NODEMESH_PROBE_SOURCE; change both together.
+PROBE_SOURCE = "198.18.0.254"
 FIRST_VIP = ipaddress.IPv4Address("198.19.0.10")
 DNS_DOMAIN = "cluster.local"
 MAX_NODES = 32

@@ -19,7 +19,7 @@ import contextlib
 from dataclasses import dataclass
 
 from nodemesh.local import netns
-from nodemesh.local.addressing import SERVICE_CIDR, ClusterPlan, NodePlan
+from nodemesh.local.addressing import PROBE_SOURCE, SERVICE_CIDR, ClusterPlan, NodePlan
 
 NODE_SYSCTLS = {
     "net.ipv4.ip_forward": "1",
@@ -39,6 +39,7 @@ def hub_commands(plan: ClusterPlan) -> list[str]:
 def node_commands(plan: ClusterPlan, node: NodePlan) -> list[str]:
     cmds = [
         "link set lo up",
+        f"addr add {PROBE_SOURCE}/32 dev lo",
         f"addr add {node.address}/24 dev eth0",
         "link set eth0 up",
         # connect() needs a route before nft's output DNAT runs: node processes reach VIPs.

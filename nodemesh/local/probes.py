@@ -12,6 +12,7 @@ import socket
 import sys
 
 from nodemesh.local import netns
+from nodemesh.local.addressing import PROBE_SOURCE
 from nodemesh.local.launch import launch_argv
 from nodemesh.local.workloads import resolve_target_port
 
@@ -19,6 +20,7 @@ from nodemesh.local.workloads import resolve_target_port
 async def _connect(node_netns: str, ip: str, port: int, timeout: float):
     sock = await asyncio.to_thread(netns.socket_in_netns, node_netns, socket.AF_INET)
     try:
+        sock.bind((PROBE_SOURCE, 0))  # exempt from inbound capture: the app answers, not the mesh
         await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (ip, port)), timeout)
     except BaseException:
         sock.close()
