@@ -1,8 +1,12 @@
-"""The certificate services: node bootstrap (token in) and workload certificates (mTLS caller).
+"""The certificate services: bootstrap (token in) and workload certificates (mTLS caller).
 
 The controller, never the CSR, decides what identity a certificate carries:
   - NodeBootstrap: a valid node credential for node N gets spiffe://<td>/nodemesh/node/N, and
     only if the request names N too.
+  - WorkloadBootstrap: a valid service-account token gets the identity of the pod it is bound
+    to, spiffe://<td>/ns/<namespace>/sa/<service account>: a waypoint's first certificate. The
+    token alone decides; the request names no identity. The controller's own identity is never
+    issued this way.
   - CertificateService: the caller is whoever its verified client certificate says. A node agent
     (NodeId) may get the identity of a service account that has a pod on its own node right now;
     a waypoint or workload (SpiffeId) may get only its own identity back (renewal).
@@ -21,8 +25,15 @@ from datetime import timedelta
 import grpc
 from cryptography import x509
 
-from controller.auth import AuthError, NodeTokenAuthenticator, bearer_token
+from controller.auth import (
+    AuthError,
+    NodeAuthenticator,
+    WorkloadAuthenticator,
+    WorkloadPrincipal,
+    bearer_token,
+)
 from controller.ca import CaError, CertificateAuthority
+from controller.listeners import CONTROLLER_NAMESPACE, CONTROLLER_SA
 from controller.metrics import ControllerMetrics
 from nodemesh.identity import IdentityError, NodeId, SpiffeId, identity_of_certificate
 from nodemesh.proto import ca_pb2, ca_pb2_grpc
@@ -31,6 +42,9 @@ log = logging.getLogger("nodemesh.controller.ca")
 MAX_TTL = timedelta(hours=24)
 MIN_TTL = timedelta(minutes=10)
 ISSUED_RECORDS = 1000
+# Service accounts whose identity no token buys: a pod holding the controller's token must not
+# become a client the mesh takes for the controller.
+RESERVED_ACCOUNTS = frozenset({(CONTROLLER_NAMESPACE, CONTROLLER_SA)})
 
 
 def ttl_from(seconds: int) -> timedelta:
@@ -72,17 +86,23 @@ class _Refusal(Exception):
 
 
 class CertificateServices:
-    """Both servicers share the CA, the authorization source and the metrics."""
+    """Every servicer shares the CA, the authorization sources and the metrics.
+
+    `workload_tokens` is optional: without it WorkloadBootstrap is not served (UNIMPLEMENTED).
+    """
 
     def __init__(
         self,
         ca: CertificateAuthority,
-        tokens: NodeTokenAuthenticator,
+        tokens: NodeAuthenticator,
         service_accounts_on: Callable[[str], set[tuple[str, str]]],
         metrics: ControllerMetrics,
+        *,
+        workload_tokens: WorkloadAuthenticator | None = None,
     ) -> None:
         self.ca = ca
         self.tokens = tokens
+        self.workload_tokens = workload_tokens
         self.service_accounts_on = service_accounts_on
         self.metrics = metrics
         # What was signed, newest last: `meshctl certs` shows it until agents serve their own.
@@ -140,6 +160,55 @@ class CertificateServices:
         except _Refusal as exc:
             await self._refuse(context, exc)
 
+    # -- WorkloadBootstrap (served through WorkloadBootstrapService) ------------------------------
+    async def bootstrap_workload(self, request, context):
+        self.metrics.csr.inc()
+        try:
+            principal = await self._workload_principal(context)
+            identity = self._workload_identity(principal)
+            return self._sign(
+                request.csr, identity, request.validity_seconds, "workload", str(principal)
+            )
+        except _Refusal as exc:
+            await self._refuse(context, exc)
+
+    async def _workload_principal(self, context) -> WorkloadPrincipal:
+        if self.workload_tokens is None:
+            raise _Refusal(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "no_workload_credentials",
+                "this controller checks no service-account tokens",
+            )
+        try:
+            token = bearer_token(context.invocation_metadata())
+            # TokenReview is a blocking HTTP call: keep it off the event loop.
+            return await asyncio.to_thread(self.workload_tokens.authenticate, token)
+        except AuthError as exc:
+            raise _Refusal(
+                grpc.StatusCode.UNAUTHENTICATED, "bad_workload_credential", str(exc)
+            ) from exc
+
+    def _workload_identity(self, principal: WorkloadPrincipal) -> SpiffeId:
+        """The identity the token's pod runs as, unless it is one no pod may hold."""
+        try:
+            identity = SpiffeId(
+                self.ca.trust_domain, principal.namespace, principal.service_account
+            )
+        except IdentityError as exc:
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "unusable_identity",
+                f"{principal} has no usable identity: {exc}",
+            ) from exc
+        if (principal.namespace, principal.service_account) in RESERVED_ACCOUNTS:
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "reserved_identity",
+                f"{identity} is the controller's own identity and is never issued to a pod; "
+                "run the waypoint under a service account of its own",
+            )
+        return identity
+
     # -- CertificateService -------------------------------------------------------------------
     async def CreateCertificate(self, request, context):  # gRPC method name
         self.metrics.csr.inc()
@@ -181,6 +250,22 @@ class CertificateServices:
             )
 
 
+class WorkloadBootstrapService:
+    """The WorkloadBootstrap servicer: its own object, because NodeBootstrap's method has the
+    same name (Bootstrap) and gRPC finds handlers by method name on the servicer."""
+
+    def __init__(self, services: CertificateServices) -> None:
+        self.services = services
+
+    async def Bootstrap(self, request, context):  # gRPC method name
+        return await self.services.bootstrap_workload(request, context)
+
+
 def add_to_servers(services: CertificateServices, bootstrap_server, mtls_server) -> None:
+    """Bootstrap services on the server-auth-only listener; CertificateService behind mTLS."""
     ca_pb2_grpc.add_NodeBootstrapServicer_to_server(services, bootstrap_server)
+    if services.workload_tokens is not None:
+        ca_pb2_grpc.add_WorkloadBootstrapServicer_to_server(
+            WorkloadBootstrapService(services), bootstrap_server
+        )
     ca_pb2_grpc.add_CertificateServiceServicer_to_server(services, mtls_server)

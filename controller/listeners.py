@@ -4,8 +4,11 @@
     trust bundle; expired, foreign-CA or missing client certificates fail the TLS handshake, so
     such a client never reaches a service. Serves config streams and workload certificates.
   - the bootstrap listener (15011): TLS with the controller's certificate only, because gRPC can
-    either require client certificates or not ask for them; it serves only NodeBootstrap, where a
-    node credential buys the node's control-plane certificate.
+    either require client certificates or not ask for them. It serves only the two bootstrap
+    services, where a bearer token stands in for the certificate the caller does not have yet:
+    NodeBootstrap (a node credential buys the node's control-plane certificate) and
+    WorkloadBootstrap (a pod's service-account token buys a waypoint its first certificate).
+    Everything else, renewals included, needs the mTLS listener.
 
 The serving certificate is issued by the controller's own CA at start-up to a key that never leaves
 this process, for the name clients check (`CONTROLLER_NAME`).

@@ -1,5 +1,9 @@
 """A running pod: its sandbox (netns, veth, cgroup, /etc files) and its containers.
 
+Like kubelet, the runtime gives every container its pod's service-account token: the file's path
+is in `NODEMESH_TOKEN_FILE` (the token itself is minted and tracked by
+nodemesh.local.credentials), so a waypoint can trade it for its first certificate.
+
 A pod's DNS set-up mirrors Kubernetes' ClusterFirst policy: resolv.conf points at the cluster DNS
 served on the node's gateway address, with the pod namespace's search list and ndots:5, and
 /etc/hosts names the pod itself. Both files sit in /etc/netns/<pod netns>/, where the launcher (and
@@ -17,6 +21,7 @@ from pathlib import Path
 from nodemesh.local import cgroups, network
 from nodemesh.local.addressing import DNS_DOMAIN
 from nodemesh.local.containers import BASE_ENV, Container, PodContext
+from nodemesh.local.credentials import TOKEN_FILE_ENV, PodBinding
 from nodemesh.local.launch import ETC_NETNS
 
 
@@ -51,6 +56,15 @@ class PodRecord:
     def podnet(self) -> network.PodNet:
         return network.PodNet(self.netns, self.node_netns, self.veth, self.ip, self.gateway)
 
+    @property
+    def service_account(self) -> str:
+        return self.spec.get("serviceAccountName") or "default"
+
+    @property
+    def binding(self) -> PodBinding:
+        """What this pod's service-account token stands for."""
+        return PodBinding(self.namespace, self.service_account, self.name, self.uid, self.node)
+
 
 def resolv_conf(namespace: str, nameserver: str) -> str:
     search = f"{namespace}.svc.{DNS_DOMAIN} svc.{DNS_DOMAIN} {DNS_DOMAIN}"
@@ -70,7 +84,7 @@ def field_value(path: str, rec: PodRecord) -> str:
         "metadata.namespace": rec.namespace,
         "metadata.uid": rec.uid,
         "spec.nodeName": rec.node,
-        "spec.serviceAccountName": rec.spec.get("serviceAccountName", "default"),
+        "spec.serviceAccountName": rec.service_account,
         "status.podIP": rec.ip,
         "status.hostIP": rec.node_ip,
     }
@@ -85,8 +99,11 @@ def field_value(path: str, rec: PodRecord) -> str:
     return ""
 
 
-def container_env(spec: dict, rec: PodRecord) -> dict[str, str]:
+def container_env(spec: dict, rec: PodRecord, token_file: Path | None = None) -> dict[str, str]:
+    """A container's environment: base, the pod's token file, then the manifest's own env."""
     env = {**BASE_ENV, "HOSTNAME": rec.name}
+    if token_file is not None:
+        env[TOKEN_FILE_ENV] = str(token_file)
     for item in spec.get("env") or []:
         if "value" in item:
             env[item["name"]] = str(item["value"])
@@ -135,7 +152,8 @@ class Pod:
         network.delete_pod_network(self.rec.podnet)
         shutil.rmtree(self.etc_dir, ignore_errors=True)
 
-    def start(self) -> None:
+    def start(self, token_file: Path | None = None) -> None:
+        """Start every container; each gets `token_file` (the pod's token) in its env."""
         rec = self.rec
         ctx = PodContext(
             name=rec.name,
@@ -153,7 +171,7 @@ class Pod:
                 spec=spec,
                 cgroup=Path(rec.cgroup) / spec["name"],
                 log_path=Path(rec.log_dir) / f"{spec['name']}.log",
-                env=container_env(spec, rec),
+                env=container_env(spec, rec, token_file),
                 on_change=self._on_change,
             )
             self.containers.append(container)

@@ -11,6 +11,10 @@ namespace (only when they changed) and swaps the DNS zone. After each pass it pu
 Before it creates anything, the daemon records it in `runtime.json`; a restarted daemon re-adopts
 the sandboxes listed there (restarting their containers), and `meshctl local down` can remove
 everything even if the daemon is gone.
+
+As kubelet does with projected service-account tokens, the daemon gives each pod a token when it
+starts the pod's containers and withdraws it (from the controller's table) as soon as the pod is
+being deleted; re-adopted pods keep theirs (nodemesh.local.credentials).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from nodemesh.local import cgroups, kubeproxy, netns
 from nodemesh.local.addressing import ClusterPlan, NodePlan, allocate_pod_ip, veth_name
+from nodemesh.local.credentials import PodTokens
 from nodemesh.local.dns import ZoneSnapshot
 from nodemesh.local.dns_server import ClusterDnsServer
 from nodemesh.local.pods import Pod, PodRecord
@@ -64,6 +69,7 @@ class Runtime:
         self.store = Store(state)
         self.cgroup = cluster_cgroup(state.cluster)
         self.pods: dict[str, Pod] = {}
+        self.tokens = PodTokens(state)
         self.dns = ClusterDnsServer(ZoneSnapshot.build([], []))
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -141,9 +147,10 @@ class Runtime:
                 continue
             cgroups.kill_tree(Path(rec.cgroup))
             self.pods[rec.uid] = pod
-            pod.start()
+            pod.start(self.tokens.issue(rec.binding, Path(rec.log_dir)))
             log.info("re-adopted pod %s/%s (%s)", rec.namespace, rec.name, rec.ip)
         self._persist()
+        self.tokens.save()  # once, after every pod: the table never lists only some of them
 
     def _persist(self) -> None:
         write_json_atomic(
@@ -220,10 +227,26 @@ class Runtime:
             del self.pods[uid]
             self._persist()
             return
-        pod.start()
-        log.info("pod %s/%s on %s at %s", rec.namespace, rec.name, node.name, rec.ip)
+        if self._start_new(pod):
+            log.info("pod %s/%s on %s at %s", rec.namespace, rec.name, node.name, rec.ip)
+
+    def _start_new(self, pod: Pod) -> bool:
+        """Give a new pod its token, then start its containers; a pod with no token is removed."""
+        rec = pod.rec
+        try:
+            token_file = self.tokens.issue(rec.binding, Path(rec.log_dir))
+            self.tokens.save()  # before the containers start: they may use the token at once
+        except OSError:
+            log.exception("cannot write the token of pod %s/%s", rec.namespace, rec.name)
+            pod.terminating = True
+            self.spawn(self._delete_pod(pod), f"delete/{rec.name}")  # the next pass retries
+            return False
+        pod.start(token_file)
+        return True
 
     async def _delete_pod(self, pod: Pod) -> None:
+        self.tokens.revoke(pod.rec.uid)  # a terminating pod bootstraps no new identity
+        self.tokens.save()
         await pod.stop()
         await asyncio.to_thread(pod.remove_sandbox)
         shutil.rmtree(pod.rec.log_dir, ignore_errors=True)

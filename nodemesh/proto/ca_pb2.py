@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17nodemesh/proto/ca.proto\x12\x0bnodemesh.v1\"M\n\x12\x43\x65rtificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x18\n\x10validity_seconds\x18\x03 \x01(\x03\"G\n\x10\x42ootstrapRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0b\n\x03\x63sr\x18\x02 \x01(\t\x12\x18\n\x10validity_seconds\x18\x03 \x01(\x03\"R\n\x13\x43\x65rtificateResponse\x12\x12\n\ncert_chain\x18\x01 \x03(\t\x12\x14\n\x0ctrust_bundle\x18\x02 \x01(\t\x12\x11\n\tnot_after\x18\x03 \x01(\x03\x32l\n\x12\x43\x65rtificateService\x12V\n\x11\x43reateCertificate\x12\x1f.nodemesh.v1.CertificateRequest\x1a .nodemesh.v1.CertificateResponse2]\n\rNodeBootstrap\x12L\n\tBootstrap\x12\x1d.nodemesh.v1.BootstrapRequest\x1a .nodemesh.v1.CertificateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17nodemesh/proto/ca.proto\x12\x0bnodemesh.v1\"M\n\x12\x43\x65rtificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x18\n\x10validity_seconds\x18\x03 \x01(\x03\"G\n\x10\x42ootstrapRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0b\n\x03\x63sr\x18\x02 \x01(\t\x12\x18\n\x10validity_seconds\x18\x03 \x01(\x03\"A\n\x18WorkloadBootstrapRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\t\x12\x18\n\x10validity_seconds\x18\x02 \x01(\x03\"R\n\x13\x43\x65rtificateResponse\x12\x12\n\ncert_chain\x18\x01 \x03(\t\x12\x14\n\x0ctrust_bundle\x18\x02 \x01(\t\x12\x11\n\tnot_after\x18\x03 \x01(\x03\x32l\n\x12\x43\x65rtificateService\x12V\n\x11\x43reateCertificate\x12\x1f.nodemesh.v1.CertificateRequest\x1a .nodemesh.v1.CertificateResponse2]\n\rNodeBootstrap\x12L\n\tBootstrap\x12\x1d.nodemesh.v1.BootstrapRequest\x1a .nodemesh.v1.CertificateResponse2i\n\x11WorkloadBootstrap\x12T\n\tBootstrap\x12%.nodemesh.v1.WorkloadBootstrapRequest\x1a .nodemesh.v1.CertificateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CERTIFICATEREQUEST']._serialized_end=117
   _globals['_BOOTSTRAPREQUEST']._serialized_start=119
   _globals['_BOOTSTRAPREQUEST']._serialized_end=190
-  _globals['_CERTIFICATERESPONSE']._serialized_start=192
-  _globals['_CERTIFICATERESPONSE']._serialized_end=274
-  _globals['_CERTIFICATESERVICE']._serialized_start=276
-  _globals['_CERTIFICATESERVICE']._serialized_end=384
-  _globals['_NODEBOOTSTRAP']._serialized_start=386
-  _globals['_NODEBOOTSTRAP']._serialized_end=479
+  _globals['_WORKLOADBOOTSTRAPREQUEST']._serialized_start=192
+  _globals['_WORKLOADBOOTSTRAPREQUEST']._serialized_end=257
+  _globals['_CERTIFICATERESPONSE']._serialized_start=259
+  _globals['_CERTIFICATERESPONSE']._serialized_end=341
+  _globals['_CERTIFICATESERVICE']._serialized_start=343
+  _globals['_CERTIFICATESERVICE']._serialized_end=451
+  _globals['_NODEBOOTSTRAP']._serialized_start=453
+  _globals['_NODEBOOTSTRAP']._serialized_end=546
+  _globals['_WORKLOADBOOTSTRAP']._serialized_start=548
+  _globals['_WORKLOADBOOTSTRAP']._serialized_end=653
 # @@protoc_insertion_point(module_scope)

@@ -26,6 +26,14 @@ class BootstrapRequest(_message.Message):
     validity_seconds: int
     def __init__(self, node: _Optional[str] = ..., csr: _Optional[str] = ..., validity_seconds: _Optional[int] = ...) -> None: ...
 
+class WorkloadBootstrapRequest(_message.Message):
+    __slots__ = ("csr", "validity_seconds")
+    CSR_FIELD_NUMBER: _ClassVar[int]
+    VALIDITY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    csr: str
+    validity_seconds: int
+    def __init__(self, csr: _Optional[str] = ..., validity_seconds: _Optional[int] = ...) -> None: ...
+
 class CertificateResponse(_message.Message):
     __slots__ = ("cert_chain", "trust_bundle", "not_after")
     CERT_CHAIN_FIELD_NUMBER: _ClassVar[int]

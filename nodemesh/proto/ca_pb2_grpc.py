@@ -167,3 +167,75 @@ class NodeBootstrap:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WorkloadBootstrapStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Bootstrap = channel.unary_unary(
+                '/nodemesh.v1.WorkloadBootstrap/Bootstrap',
+                request_serializer=nodemesh_dot_proto_dot_ca__pb2.WorkloadBootstrapRequest.SerializeToString,
+                response_deserializer=nodemesh_dot_proto_dot_ca__pb2.CertificateResponse.FromString,
+                _registered_method=True)
+
+
+class WorkloadBootstrapServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Bootstrap(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WorkloadBootstrapServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Bootstrap': grpc.unary_unary_rpc_method_handler(
+                    servicer.Bootstrap,
+                    request_deserializer=nodemesh_dot_proto_dot_ca__pb2.WorkloadBootstrapRequest.FromString,
+                    response_serializer=nodemesh_dot_proto_dot_ca__pb2.CertificateResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'nodemesh.v1.WorkloadBootstrap', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('nodemesh.v1.WorkloadBootstrap', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class WorkloadBootstrap:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Bootstrap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nodemesh.v1.WorkloadBootstrap/Bootstrap',
+            nodemesh_dot_proto_dot_ca__pb2.WorkloadBootstrapRequest.SerializeToString,
+            nodemesh_dot_proto_dot_ca__pb2.CertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
