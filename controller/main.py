@@ -19,8 +19,8 @@ from envoy.service.discovery.v3 import ads_pb2_grpc
 from google.protobuf import json_format
 from prometheus_client import CollectorRegistry, start_http_server
 
-from controller.auth import NodeTokenAuthenticator
-from controller.auth_kube import TokenReviewAuthenticator
+from controller.auth import NodeTokenAuthenticator, ServiceAccountTokenAuthenticator
+from controller.auth_kube import ServiceAccountTokenReviewAuthenticator, TokenReviewAuthenticator
 from controller.ca import CertificateAuthority
 from controller.certs_service import CertificateServices, add_to_servers
 from controller.distributor import Distributor, subscriber_for, wanted_for
@@ -30,8 +30,14 @@ from controller.registry_kube import KubeRegistry, api_client_from
 from controller.registry_local import LocalRegistry
 from controller.resources import from_resource, to_message
 from controller.translate import translate
+from controller.waypoints import LocalStoreDeployer, WaypointTemplate
 from nodemesh import admin
 from nodemesh.identity import parse_any
+from nodemesh.local import cluster
+from nodemesh.local.credentials import pod_recorded, pod_tokens_path
+from nodemesh.local.runtime import load_plan
+from nodemesh.local.state import StateDir
+from nodemesh.local.system import controller_address
 
 log = logging.getLogger("nodemesh.controller")
 POLL = 0.05
@@ -47,16 +53,27 @@ class Controller:
             ca_dir = Path(args.ca_dir or state / "ca")
             self.registry = LocalRegistry(state)
             tokens = NodeTokenAuthenticator(state / "credentials" / "node-tokens.json")
+            workload_tokens = _local_workload_tokens(StateDir(state.name, state.parent))
+            self.waypoints = _local_waypoints(StateDir(state.name, state.parent))
         else:
             api = api_client_from(args.kubeconfig, in_cluster=args.in_cluster)
             ca_dir = Path(args.ca_dir or DEFAULT_KUBE_CA_DIR)
             self.registry = KubeRegistry(api)
             tokens = TokenReviewAuthenticator(api)
+            workload_tokens = ServiceAccountTokenReviewAuthenticator(api)
+            # Issue 7 seam: an executor of controller.waypoints.plan that writes the ServiceAccount
+            # and Deployment through the API server; until then Kubernetes waypoints are deployed
+            # by hand (or by Istio's deployment controller) and only modelled here.
+            self.waypoints = None
         self.ca = CertificateAuthority.load_or_create(ca_dir, args.trust_domain)
         self.metrics = ControllerMetrics(CollectorRegistry())
         self.metrics.root_expiry.set(self.ca.root_not_after.timestamp())
         self.certs = CertificateServices(
-            self.ca, tokens, self.registry.service_accounts_on, self.metrics
+            self.ca,
+            tokens,
+            self.registry.service_accounts_on,
+            self.metrics,
+            workload_tokens=workload_tokens,
         )
         self.distributor = Distributor(self.metrics)
         self.errors: list = []
@@ -66,7 +83,10 @@ class Controller:
         if not self.registry.changed():
             return False
         started = time.monotonic()
-        result = translate(self.registry.objects(), trust_domain=self.args.trust_domain)
+        objects = self.registry.objects()
+        result = translate(objects, trust_domain=self.args.trust_domain)
+        if self.waypoints is not None:
+            self.waypoints.reconcile(objects)
         self.errors = list(result.errors)
         self.metrics.translate_errors.set(len(self.errors))
         for err in result.errors:
@@ -175,6 +195,26 @@ class Controller:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await self.stop()
+
+
+def _local_waypoints(state: StateDir) -> LocalStoreDeployer | None:
+    """Local mode runs each waypoint as a pod the controller writes into the store; the pods
+    dial the controller at node1's address, where local mode runs it (nodemesh.local.system)."""
+    try:
+        address = controller_address(load_plan(state))
+    except (SystemExit, LookupError, TypeError) as exc:  # load_plan exits when there is no plan
+        log.warning("not deploying waypoints: no usable cluster plan in %s (%s)", state.path, exc)
+        return None
+    template = WaypointTemplate(sys.executable, address, str(state.path))
+    return LocalStoreDeployer(state, template, cluster.wake_runtime)
+
+
+def _local_workload_tokens(state: StateDir) -> ServiceAccountTokenAuthenticator:
+    """Pod tokens the local runtime issued; a pod must also still be in the runtime's records."""
+    return ServiceAccountTokenAuthenticator(
+        pod_tokens_path(state),
+        pod_exists=lambda principal: pod_recorded(state, principal.uid),
+    )
 
 
 def _decode(type_url: str, payload: bytes):

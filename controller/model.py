@@ -8,7 +8,8 @@ sees half an update.
 
 Names follow the user-facing API (DESIGN.md): enrollment and waypoints are labels, policies are
 Istio's `security.istio.io/v1` shapes under `security.nodemesh.io/v1`, routes are Gateway API
-HTTPRoutes attached to Services.
+HTTPRoutes attached to Services; waypoints are Gateways of class `nodemesh-waypoint`
+(controller.model_waypoint).
 """
 
 from __future__ import annotations
@@ -19,6 +20,39 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+
+from controller.model_policy import (
+    L4_CONDITION_KEYS,
+    L7_OPERATION_FIELDS,
+    L7_SOURCE_FIELDS,
+    AuthorizationPolicy,
+    Condition,
+    Operation,
+    PeerAuthentication,
+    Rule,
+    Source,
+    TargetRef,
+    rule_needs_l7,
+    rules_need_l7,
+)
+from controller.model_waypoint import Waypoint
+
+# Parts of this model defined in their own modules (policy shapes, waypoints), re-exported.
+__all__ = [
+    "L4_CONDITION_KEYS",
+    "L7_OPERATION_FIELDS",
+    "L7_SOURCE_FIELDS",
+    "AuthorizationPolicy",
+    "Condition",
+    "Operation",
+    "PeerAuthentication",
+    "Rule",
+    "Source",
+    "TargetRef",
+    "Waypoint",
+    "rule_needs_l7",
+    "rules_need_l7",
+]
 
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 DEFAULT_ROOT_NAMESPACE = "nodemesh-system"
@@ -153,124 +187,6 @@ class Service:
         return f"{self.namespace}/{self.name}"
 
 
-# --- authorization --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Source:
-    """Istio's Source: who is calling. Every field is a list of alternatives; `not_` excludes."""
-
-    principals: tuple[str, ...] = ()  # peer identities without "spiffe://" (L4)
-    not_principals: tuple[str, ...] = ()  # (L4)
-    request_principals: tuple[str, ...] = ()  # JWT "iss/sub" (L7)
-    not_request_principals: tuple[str, ...] = ()  # (L7)
-    namespaces: tuple[str, ...] = ()  # the peer identity's namespace (L4)
-    not_namespaces: tuple[str, ...] = ()  # (L4)
-    ip_blocks: tuple[str, ...] = ()  # source address, IP or CIDR (L4)
-    not_ip_blocks: tuple[str, ...] = ()  # (L4)
-    remote_ip_blocks: tuple[str, ...] = ()  # original client from X-Forwarded-For (L7)
-    not_remote_ip_blocks: tuple[str, ...] = ()  # (L7)
-
-
-@dataclass(frozen=True)
-class Operation:
-    """Istio's Operation: what is being called."""
-
-    hosts: tuple[str, ...] = ()  # HTTP Host / :authority (L7)
-    not_hosts: tuple[str, ...] = ()  # (L7)
-    ports: tuple[str, ...] = ()  # destination ports, as strings like Istio's (L4)
-    not_ports: tuple[str, ...] = ()  # (L4)
-    methods: tuple[str, ...] = ()  # HTTP methods (L7)
-    not_methods: tuple[str, ...] = ()  # (L7)
-    paths: tuple[str, ...] = ()  # HTTP paths (L7)
-    not_paths: tuple[str, ...] = ()  # (L7)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """Istio's Condition (`when`): an attribute key and the values it must (not) have."""
-
-    key: str  # "source.ip", "request.headers[x-user]", ...
-    values: tuple[str, ...] = ()  # the attribute must equal one of these
-    not_values: tuple[str, ...] = ()  # the attribute must equal none of these
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Istio's Rule: every non-empty part must match; within a part, any entry may."""
-
-    sources: tuple[Source, ...] = ()  # Istio's `from[].source`
-    operations: tuple[Operation, ...] = ()  # Istio's `to[].operation`
-    conditions: tuple[Condition, ...] = ()  # Istio's `when`
-
-
-@dataclass(frozen=True)
-class TargetRef:
-    """A policy attachment (Istio's targetRefs): a Service or a waypoint Gateway."""
-
-    group: str  # "" for core (Service), "gateway.networking.k8s.io" for a Gateway
-    kind: str  # Service, Gateway, ...
-    name: str  # the target's name
-    namespace: str  # the target's namespace (defaults to the policy's)
-
-
-# Istio ambient's split (pilot's ambient authorization.go): ztunnel enforces only these; a rule
-# using anything else needs an HTTP-aware proxy. connection.sni is not L4 here: ztunnel ignores it.
-L7_SOURCE_FIELDS = (
-    "request_principals",
-    "not_request_principals",
-    "remote_ip_blocks",
-    "not_remote_ip_blocks",
-)
-L7_OPERATION_FIELDS = ("hosts", "not_hosts", "methods", "not_methods", "paths", "not_paths")
-L4_CONDITION_KEYS = frozenset(
-    {"source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"}
-)
-
-
-def rule_needs_l7(rule: Rule) -> bool:
-    """True if enforcing the rule needs HTTP attributes (a waypoint), as Istio ambient decides."""
-    return (
-        any(getattr(source, f) for source in rule.sources for f in L7_SOURCE_FIELDS)
-        or any(getattr(op, f) for op in rule.operations for f in L7_OPERATION_FIELDS)
-        or any(condition.key not in L4_CONDITION_KEYS for condition in rule.conditions)
-    )
-
-
-def rules_need_l7(rules: Iterable[Rule]) -> bool:
-    return any(rule_needs_l7(rule) for rule in rules)
-
-
-@dataclass(frozen=True)
-class AuthorizationPolicy:
-    name: str  # the policy's name
-    namespace: str  # the policy's namespace
-    selector: Labels | None  # workloads it applies to; None: every workload in its scope
-    target_refs: tuple[TargetRef, ...]  # attachments (enforced by waypoints); empty: selector scope
-    action: str  # ALLOW, DENY or AUDIT
-    rules: tuple[Rule, ...]  # any rule may match; an ALLOW with none allows nothing
-    is_root: bool  # lives in the root namespace: its scope is every namespace
-    needs_l7: bool  # some rule uses HTTP attributes (rule_needs_l7): a waypoint must enforce it
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
-class PeerAuthentication:
-    name: str  # the policy's name
-    namespace: str  # the policy's namespace
-    selector: Labels | None  # workloads it applies to; None: every workload in its scope
-    mode: str  # UNSET (inherit), DISABLE, PERMISSIVE or STRICT
-    port_level: tuple[tuple[int, str], ...]  # (port, mode) overrides, sorted by port
-    is_root: bool  # lives in the root namespace: mesh-wide when it has no selector
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
 # --- routes ---------------------------------------------------------------------------------------
 
 
@@ -330,6 +246,7 @@ class MeshSnapshot:
     authorization_policies: tuple[AuthorizationPolicy, ...]  # sorted by (namespace, name)
     peer_authentications: tuple[PeerAuthentication, ...]  # sorted by (namespace, name)
     http_routes: tuple[HttpRoute, ...]  # sorted by (namespace, name)
+    waypoints: tuple[Waypoint, ...]  # declared and label-named ones, sorted by (namespace, name)
     workloads_by_uid: Mapping[str, Workload]  # uid -> workload
     workloads_by_address: Mapping[str, Workload]  # IP -> workload (a ready one wins a clash)
     workloads_by_identity: Mapping[str, tuple[Workload, ...]]  # SPIFFE ID -> workloads
@@ -339,6 +256,7 @@ class MeshSnapshot:
     peer_authn_by_namespace: Mapping[str, tuple[PeerAuthentication, ...]]  # namespace -> policies
     routes_by_namespace: Mapping[str, tuple[HttpRoute, ...]]  # namespace -> routes
     routes_by_parent: Mapping[str, tuple[HttpRoute, ...]]  # "<ns>/<service>" -> attached routes
+    waypoints_by_key: Mapping[str, Waypoint]  # "<ns>/<name>" -> waypoint
 
     @classmethod
     def build(
@@ -350,6 +268,7 @@ class MeshSnapshot:
         routes: Iterable[HttpRoute],
         trust_domain: str = DEFAULT_TRUST_DOMAIN,
         *,
+        waypoints: Iterable[Waypoint] = (),
         version: str | None = None,
     ) -> MeshSnapshot:
         """Sort and index; uids and (namespace, name) keys must be unique (ValueError if not)."""
@@ -358,12 +277,14 @@ class MeshSnapshot:
         authz = tuple(sorted(authz, key=_namespaced_name))
         peerauthn = tuple(sorted(peerauthn, key=_namespaced_name))
         routes = tuple(sorted(routes, key=_namespaced_name))
+        waypoints = tuple(sorted(waypoints, key=_namespaced_name))
         _unique("workload uid", [w.uid for w in workloads])
         _unique("Service", [s.key for s in services])
         _unique("AuthorizationPolicy", [p.key for p in authz])
         _unique("PeerAuthentication", [p.key for p in peerauthn])
         _unique("HTTPRoute", [r.key for r in routes])
-        content = (trust_domain, workloads, services, authz, peerauthn, routes)
+        _unique("Waypoint", [w.key for w in waypoints])
+        content = (trust_domain, workloads, services, authz, peerauthn, routes, waypoints)
         return cls(
             version=version or hashlib.sha256(repr(content).encode()).hexdigest()[:16],
             trust_domain=trust_domain,
@@ -372,6 +293,7 @@ class MeshSnapshot:
             authorization_policies=authz,
             peer_authentications=peerauthn,
             http_routes=routes,
+            waypoints=waypoints,
             workloads_by_uid=_frozen({w.uid: w for w in workloads}),
             workloads_by_address=_frozen(_by_address(workloads)),
             workloads_by_identity=_group(workloads, lambda w: w.identity),
@@ -381,6 +303,7 @@ class MeshSnapshot:
             peer_authn_by_namespace=_group(peerauthn, lambda p: p.namespace),
             routes_by_namespace=_group(routes, lambda r: r.namespace),
             routes_by_parent=_routes_by_parent(routes),
+            waypoints_by_key=_frozen({w.key: w for w in waypoints}),
         )
 
     def service(self, namespace: str, name: str) -> Service | None:
@@ -394,6 +317,9 @@ class MeshSnapshot:
 
     def http_route(self, namespace: str, name: str) -> HttpRoute | None:
         return _named(self.routes_by_namespace.get(namespace, ()), name)
+
+    def waypoint(self, namespace: str, name: str) -> Waypoint | None:
+        return self.waypoints_by_key.get(f"{namespace}/{name}")
 
 
 def _unique(what: str, keys: list[str]) -> None:
@@ -422,7 +348,9 @@ def _routes_by_parent(routes: tuple[HttpRoute, ...]) -> Mapping[str, tuple[HttpR
     return _frozen({key: tuple(items) for key, items in grouped.items()})
 
 
-def _namespaced_name(obj: Service | AuthorizationPolicy | PeerAuthentication | HttpRoute):
+def _namespaced_name(
+    obj: Service | AuthorizationPolicy | PeerAuthentication | HttpRoute | Waypoint,
+):
     return (obj.namespace, obj.name)
 
 

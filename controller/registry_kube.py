@@ -78,6 +78,8 @@ KINDS = (
     KindRef("security.nodemesh.io/v1", "AuthorizationPolicy", "authorizationpolicies"),
     KindRef("security.nodemesh.io/v1", "PeerAuthentication", "peerauthentications"),
     KindRef("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    # Every class's Gateways are listed; translate keeps those of class nodemesh-waypoint.
+    KindRef("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
 )
 
 

@@ -12,13 +12,15 @@ workload's namespace and service account, enum values this build knows, policies
 nodemesh enforces). It recomputes derived facts (`AuthorizationPolicy.needs_l7`) instead of
 trusting them, so an agent older than its controller treats an attribute it does not know as one
 it cannot enforce.
+
+This module holds the table of codecs and the workload, service and route ones; the policy codecs
+are in `controller.resources_policy`, the Waypoint codec in `controller.resources_waypoint`, and
+the field checks they share in `controller.resource_checks`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,37 +29,40 @@ from google.protobuf.message import DecodeError, Message
 
 from controller import scope
 from controller.model import (
-    AuthorizationPolicy,
-    Condition,
     Endpoint,
     HttpRoute,
-    Labels,
     MeshSnapshot,
-    Operation,
-    PeerAuthentication,
     PeerWorkload,
     RouteParent,
-    Rule,
     Service,
     ServicePort,
-    Source,
-    TargetRef,
     Workload,
     canonical_json,
-    freeze_labels,
-    rules_need_l7,
 )
-from nodemesh.identity import IdentityError, SpiffeId
+from controller.resource_checks import (
+    ResourceError,
+    fields_of,
+    ip_address,
+    ip_addresses,
+    labels_of,
+    port_number,
+    require_text,
+    spiffe_id,
+)
+from controller.resources_policy import (
+    decode_authz,
+    decode_peer_authn,
+    encode_authz,
+    encode_peer_authn,
+)
+from controller.resources_waypoint import decode_waypoint, encode_waypoint
 from nodemesh.proto import mesh_pb2
-from nodemesh.xds import resources as xds_resources
 
-Model = Workload | PeerWorkload | Service | AuthorizationPolicy | PeerAuthentication | HttpRoute
+__all__ = ["ResourceError", "from_message", "from_resource", "lookup", "to_message", "to_resources"]
+
+Model = scope.ModelObject
 
 SERVICE_PROTOCOLS = ("TCP", "UDP", "SCTP")
-
-
-class ResourceError(xds_resources.ResourceError):
-    """A received resource that cannot be used; it is rejected alone and named in the NACK."""
 
 
 def type_url_of(message_type: type[Message]) -> str:
@@ -92,6 +97,7 @@ def lookup(snapshot: MeshSnapshot, key: scope.ResourceKey) -> Model | None:
         scope.AUTHORIZATION_POLICY: snapshot.authorization_policy,
         scope.PEER_AUTHENTICATION: snapshot.peer_authentication,
         scope.HTTP_ROUTE: snapshot.http_route,
+        scope.WAYPOINT: snapshot.waypoint,
     }.get(key.type_url)
     return find(namespace, name) if find else None
 
@@ -120,7 +126,7 @@ def _encode_workload(w: Workload) -> mesh_pb2.Workload:
 
 
 def _encode_peer(p: PeerWorkload) -> mesh_pb2.PeerWorkload:
-    return mesh_pb2.PeerWorkload(**_fields(p))
+    return mesh_pb2.PeerWorkload(**fields_of(p))
 
 
 def _encode_service(s: Service) -> mesh_pb2.Service:
@@ -159,59 +165,16 @@ def _encode_port(port: ServicePort) -> mesh_pb2.ServicePort:
     )
 
 
-def _encode_selector(selector: Labels | None) -> dict[str, Any]:
-    return {} if selector is None else {"selector": {"match_labels": dict(selector)}}
-
-
-def _encode_authz(p: AuthorizationPolicy) -> mesh_pb2.AuthorizationPolicy:
-    return mesh_pb2.AuthorizationPolicy(
-        name=p.name,
-        namespace=p.namespace,
-        target_refs=[mesh_pb2.PolicyTargetReference(**_fields(ref)) for ref in p.target_refs],
-        action=mesh_pb2.AuthorizationPolicy.Action.Value(p.action),
-        rules=[_encode_rule(rule) for rule in p.rules],
-        is_root=p.is_root,
-        needs_l7=p.needs_l7,
-        **_encode_selector(p.selector),
-    )
-
-
-def _encode_rule(rule: Rule) -> mesh_pb2.Rule:
-    parts = {
-        "from": [mesh_pb2.Rule.From(source=_fields(s)) for s in rule.sources],
-        "to": [mesh_pb2.Rule.To(operation=_fields(o)) for o in rule.operations],
-        "when": [mesh_pb2.Condition(**_fields(c)) for c in rule.conditions],
-    }
-    return mesh_pb2.Rule(**parts)
-
-
-def _encode_peer_authn(p: PeerAuthentication) -> mesh_pb2.PeerAuthentication:
-    mode = mesh_pb2.PeerAuthentication.Mode.Value
-    return mesh_pb2.PeerAuthentication(
-        name=p.name,
-        namespace=p.namespace,
-        mode=mode(p.mode),
-        port_level={port: mode(port_mode) for port, port_mode in p.port_level},
-        is_root=p.is_root,
-        **_encode_selector(p.selector),
-    )
-
-
 def _encode_route(r: HttpRoute) -> mesh_pb2.HttpRoute:
     rules = struct_pb2.ListValue()
     json_format.ParseDict(r.rules_data(), rules)
     return mesh_pb2.HttpRoute(
         name=r.name,
         namespace=r.namespace,
-        parents=[mesh_pb2.RouteParent(**_fields(parent)) for parent in r.parents],
+        parents=[mesh_pb2.RouteParent(**fields_of(parent)) for parent in r.parents],
         hostnames=r.hostnames,
         rules=rules,
     )
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    """A model value's fields by name, for messages whose field names are the same."""
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
 # --- messages -> model ----------------------------------------------------------------------------
@@ -249,59 +212,22 @@ def from_message(message: Message) -> Model:
         raise ResourceError(f"{message.DESCRIPTOR.name}: {exc}") from None
 
 
-def _text(value: str, what: str) -> str:
-    if not value:
-        raise ResourceError(f"{what} is empty")
-    return value
-
-
-def _address(value: str, what: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ResourceError(f"{what}: {value!r} is not an IP address") from None
-
-
-def _addresses(values: Iterable[str], what: str, *, required: bool) -> tuple[str, ...]:
-    addresses = tuple(_address(value, what) for value in values)
-    if required and not addresses:
-        raise ResourceError(f"{what}: no address")
-    return addresses
-
-
-def _port(value: int, what: str) -> int:
-    if not 1 <= value <= 65535:
-        raise ResourceError(f"{what}: {value} is not a port number 1-65535")
-    return value
-
-
-def _identity(value: str) -> SpiffeId:
-    try:
-        return SpiffeId.parse(value)
-    except IdentityError as exc:
-        raise ResourceError(f"identity: {exc}") from None
-
-
-def _labels(labels: Mapping[str, str]) -> Labels:
-    return freeze_labels(labels)
-
-
 def _decode_workload(m: mesh_pb2.Workload) -> Workload:
-    identity = _identity(m.identity)
+    identity = spiffe_id(m.identity)
     if (identity.namespace, identity.service_account) != (m.namespace, m.service_account):
         raise ResourceError(
             f"identity {m.identity} is not namespace {m.namespace!r}, service account "
             f"{m.service_account!r}: a pod may only hold its own service account's identity"
         )
     return Workload(
-        uid=_text(m.uid, "uid"),
-        name=_text(m.name, "name"),
-        namespace=_text(m.namespace, "namespace"),
-        node=_text(m.node, "node"),
-        addresses=_addresses(m.addresses, "addresses", required=True),
-        service_account=_text(m.service_account, "service_account"),
+        uid=require_text(m.uid, "uid"),
+        name=require_text(m.name, "name"),
+        namespace=require_text(m.namespace, "namespace"),
+        node=require_text(m.node, "node"),
+        addresses=ip_addresses(m.addresses, "addresses", required=True),
+        service_account=require_text(m.service_account, "service_account"),
         identity=m.identity,
-        labels=_labels(m.labels),
+        labels=labels_of(m.labels),
         enrolled=m.enrolled,
         waypoint=m.waypoint,
         ready=m.ready,
@@ -312,13 +238,13 @@ def _decode_workload(m: mesh_pb2.Workload) -> Workload:
 
 
 def _decode_peer(m: mesh_pb2.PeerWorkload) -> PeerWorkload:
-    _identity(m.identity)
+    spiffe_id(m.identity)
     return PeerWorkload(
-        uid=_text(m.uid, "uid"),
-        name=_text(m.name, "name"),
-        namespace=_text(m.namespace, "namespace"),
-        addresses=_addresses(m.addresses, "addresses", required=True),
-        node=_text(m.node, "node"),
+        uid=require_text(m.uid, "uid"),
+        name=require_text(m.name, "name"),
+        namespace=require_text(m.namespace, "namespace"),
+        addresses=ip_addresses(m.addresses, "addresses", required=True),
+        node=require_text(m.node, "node"),
         identity=m.identity,
         waypoint=m.waypoint,
         enrolled=m.enrolled,
@@ -327,10 +253,10 @@ def _decode_peer(m: mesh_pb2.PeerWorkload) -> PeerWorkload:
 
 def _decode_service(m: mesh_pb2.Service) -> Service:
     return Service(
-        name=_text(m.name, "name"),
-        namespace=_text(m.namespace, "namespace"),
-        hostname=_text(m.hostname, "hostname"),
-        vips=_addresses(m.vips, "vips", required=False),
+        name=require_text(m.name, "name"),
+        namespace=require_text(m.namespace, "namespace"),
+        hostname=require_text(m.hostname, "hostname"),
+        vips=ip_addresses(m.vips, "vips", required=False),
         ports=tuple(_decode_port(port, f"ports[{i}]") for i, port in enumerate(m.ports)),
         endpoints=tuple(_decode_endpoint(e, f"endpoints[{i}]") for i, e in enumerate(m.endpoints)),
         waypoint=m.waypoint,
@@ -342,15 +268,15 @@ def _decode_port(m: mesh_pb2.ServicePort, what: str) -> ServicePort:
     if which is None:
         raise ResourceError(f"{what}: no target port")
     target: int | str = (
-        _port(m.target_port_number, f"{what}.target_port_number")
+        port_number(m.target_port_number, f"{what}.target_port_number")
         if which == "target_port_number"
-        else _text(m.target_port_name, f"{what}.target_port_name")
+        else require_text(m.target_port_name, f"{what}.target_port_name")
     )
     if m.protocol not in SERVICE_PROTOCOLS:
         raise ResourceError(f"{what}.protocol: {m.protocol!r} is not one of {SERVICE_PROTOCOLS}")
     return ServicePort(
         name=m.name,
-        port=_port(m.port, f"{what}.port"),
+        port=port_number(m.port, f"{what}.port"),
         target_port=target,
         protocol=m.protocol,
         app_protocol=m.app_protocol,
@@ -359,126 +285,16 @@ def _decode_port(m: mesh_pb2.ServicePort, what: str) -> ServicePort:
 
 def _decode_endpoint(m: mesh_pb2.Endpoint, what: str) -> Endpoint:
     return Endpoint(
-        workload_uid=_text(m.workload_uid, f"{what}.workload_uid"),
-        address=_address(m.address, f"{what}.address"),
+        workload_uid=require_text(m.workload_uid, f"{what}.workload_uid"),
+        address=ip_address(m.address, f"{what}.address"),
         ports=tuple(
-            (_port(p.service_port, f"{what}.ports"), _port(p.target_port, f"{what}.ports"))
+            (
+                port_number(p.service_port, f"{what}.ports"),
+                port_number(p.target_port, f"{what}.ports"),
+            )
             for p in m.ports
         ),
     )
-
-
-def _decode_selector(
-    m: mesh_pb2.AuthorizationPolicy | mesh_pb2.PeerAuthentication,
-) -> Labels | None:
-    """An absent or empty selector is None: both select every workload in scope."""
-    if not m.HasField("selector"):
-        return None
-    return _labels(m.selector.match_labels) or None
-
-
-def _decode_authz(m: mesh_pb2.AuthorizationPolicy) -> AuthorizationPolicy:
-    action = _enum(mesh_pb2.AuthorizationPolicy.Action, m.action, "action")
-    if action == "CUSTOM":
-        raise ResourceError("action CUSTOM is not supported: no external authorization providers")
-    selector = _decode_selector(m)
-    if selector is not None and m.target_refs:
-        raise ResourceError("selector and target_refs are both set; a policy uses one")
-    rules = tuple(_decode_rule(rule, f"rules[{i}]") for i, rule in enumerate(m.rules))
-    return AuthorizationPolicy(
-        name=_text(m.name, "name"),
-        namespace=_text(m.namespace, "namespace"),
-        selector=selector,
-        target_refs=tuple(_decode_target_ref(ref) for ref in m.target_refs),
-        action=action,
-        rules=rules,
-        is_root=m.is_root,
-        needs_l7=rules_need_l7(rules),  # recomputed: this build's own idea of what it can enforce
-    )
-
-
-def _decode_target_ref(m: mesh_pb2.PolicyTargetReference) -> TargetRef:
-    return TargetRef(
-        group=m.group,
-        kind=_text(m.kind, "target_refs.kind"),
-        name=_text(m.name, "target_refs.name"),
-        namespace=_text(m.namespace, "target_refs.namespace"),
-    )
-
-
-def _decode_rule(m: mesh_pb2.Rule, what: str) -> Rule:
-    sources = tuple(
-        _decode_match(Source, entry.source, f"{what}.from[{i}].source")
-        for i, entry in enumerate(getattr(m, "from"))
-    )
-    operations = tuple(
-        _decode_match(Operation, entry.operation, f"{what}.to[{i}].operation")
-        for i, entry in enumerate(m.to)
-    )
-    return Rule(
-        sources=sources,
-        operations=operations,
-        conditions=tuple(_decode_condition(c, f"{what}.when[{i}]") for i, c in enumerate(m.when)),
-    )
-
-
-def _decode_match(cls: type, m: mesh_pb2.Source | mesh_pb2.Operation, what: str):
-    """A Source or Operation: at least one list set, every entry non-empty and well-formed."""
-    values = {f.name: tuple(getattr(m, f.name)) for f in dataclasses.fields(cls)}
-    if not any(values.values()):
-        raise ResourceError(f"{what} is empty; it would match everything")
-    for name, entries in values.items():
-        for entry in entries:
-            _check_match_entry(name, entry, f"{what}.{name}")
-    return cls(**values)
-
-
-def _check_match_entry(field: str, entry: str, what: str) -> None:
-    _text(entry, what)
-    if field.endswith("ip_blocks"):
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise ResourceError(f"{what}: {entry!r} is not an IP address or CIDR") from None
-    elif field.endswith("ports") and not (entry.isascii() and entry.isdigit()):
-        raise ResourceError(f"{what}: {entry!r} is not a port number")
-    elif field.endswith("ports"):
-        _port(int(entry), what)
-
-
-def _decode_condition(m: mesh_pb2.Condition, what: str) -> Condition:
-    if not m.values and not m.not_values:
-        raise ResourceError(f"{what}: neither values nor not_values is set")
-    return Condition(
-        key=_text(m.key, f"{what}.key"),
-        values=tuple(_text(v, f"{what}.values") for v in m.values),
-        not_values=tuple(_text(v, f"{what}.not_values") for v in m.not_values),
-    )
-
-
-def _decode_peer_authn(m: mesh_pb2.PeerAuthentication) -> PeerAuthentication:
-    modes = mesh_pb2.PeerAuthentication.Mode
-    port_level = tuple(
-        sorted(
-            (_port(port, "port_level"), _enum(modes, mode, f"port_level[{port}]"))
-            for port, mode in m.port_level.items()
-        )
-    )
-    return PeerAuthentication(
-        name=_text(m.name, "name"),
-        namespace=_text(m.namespace, "namespace"),
-        selector=_decode_selector(m),
-        mode=_enum(modes, m.mode, "mode"),
-        port_level=port_level,
-        is_root=m.is_root,
-    )
-
-
-def _enum(enum_type: Any, value: int, what: str) -> str:
-    try:
-        return enum_type.Name(value)
-    except ValueError:
-        raise ResourceError(f"{what}: unknown value {value}; is this client older?") from None
 
 
 def _decode_route(m: mesh_pb2.HttpRoute) -> HttpRoute:
@@ -488,10 +304,10 @@ def _decode_route(m: mesh_pb2.HttpRoute) -> HttpRoute:
     if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
         raise ResourceError("rules: must be a list of objects")
     return HttpRoute(
-        name=_text(m.name, "name"),
-        namespace=_text(m.namespace, "namespace"),
+        name=require_text(m.name, "name"),
+        namespace=require_text(m.namespace, "namespace"),
         parents=tuple(_decode_parent(p) for p in m.parents),
-        hostnames=tuple(_text(h, "hostnames") for h in m.hostnames),
+        hostnames=tuple(require_text(h, "hostnames") for h in m.hostnames),
         rules=canonical_json(rules),
     )
 
@@ -500,8 +316,8 @@ def _decode_parent(m: mesh_pb2.RouteParent) -> RouteParent:
     if m.port > 65535:
         raise ResourceError(f"parents.port: {m.port} is not a port number")
     return RouteParent(
-        namespace=_text(m.namespace, "parents.namespace"),
-        name=_text(m.name, "parents.name"),
+        namespace=require_text(m.namespace, "parents.namespace"),
+        name=require_text(m.name, "parents.name"),
         port=m.port,
         section_name=m.section_name,
     )
@@ -534,9 +350,10 @@ _CODECS: dict[str, _Codec] = {
         _Codec(mesh_pb2.Workload, _encode_workload, _decode_workload),
         _Codec(mesh_pb2.PeerWorkload, _encode_peer, _decode_peer),
         _Codec(mesh_pb2.Service, _encode_service, _decode_service),
-        _Codec(mesh_pb2.AuthorizationPolicy, _encode_authz, _decode_authz),
-        _Codec(mesh_pb2.PeerAuthentication, _encode_peer_authn, _decode_peer_authn),
+        _Codec(mesh_pb2.AuthorizationPolicy, encode_authz, decode_authz),
+        _Codec(mesh_pb2.PeerAuthentication, encode_peer_authn, decode_peer_authn),
         _Codec(mesh_pb2.HttpRoute, _encode_route, _decode_route),
+        _Codec(mesh_pb2.Waypoint, encode_waypoint, decode_waypoint),
     )
 }
 assert set(_CODECS) == set(scope.TYPE_URLS), "scope's type URLs and mesh.proto disagree"

@@ -6,12 +6,18 @@ A node agent (`for_node`) gets:
 - every `Service` (any local pod may call any of them);
 - the `AuthorizationPolicy`s and `PeerAuthentication`s that can apply to a pod on its node: in the
   pod's namespace or the root namespace, with no selector or a selector matching the pod. Policies
-  attached with targetRefs are enforced by waypoints (as in Istio ambient) and are left out.
+  attached with targetRefs are enforced by waypoints (as in Istio ambient) and are left out;
+- every `Waypoint` of the snapshot, those Gateways declare and those labels name without one. An
+  agent may reach every Service and every peer, so "the waypoints it may reach" is all of them
+  that anything references; sending all is the same set plus unreferenced Gateways (few: one per
+  namespace at most, typically), and keeps an agent's set unchanged when a label is added. The
+  agent needs them both ways: outbound, to send through a waypoint (or refuse when it has no
+  ready pod); inbound, to accept a waypoint-fronted pod's traffic only from that identity.
 
 A waypoint (`for_waypoint`) gets the Services that use it, a `PeerWorkload` for each of their
-endpoints, the HTTPRoutes attached to them, and the AuthorizationPolicies it must enforce: the ones
-that need L7 attributes in its namespace or the root namespace, plus those whose targetRefs name it
-or one of its Services.
+endpoints, the HTTPRoutes attached to them, its own `Waypoint`, and the AuthorizationPolicies it
+must enforce: the ones that need L7 attributes in its namespace or the root namespace, plus those
+whose targetRefs name it or one of its Services.
 
 A subscriber's set is recomputed from each new snapshot; the delta against what it holds is the
 push (the xDS layer computes it from these keys).
@@ -19,6 +25,7 @@ push (the xDS layer computes it from these keys).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from controller.model import (
@@ -28,6 +35,7 @@ from controller.model import (
     PeerAuthentication,
     PeerWorkload,
     Service,
+    Waypoint,
     Workload,
     selector_matches,
 )
@@ -39,6 +47,7 @@ SERVICE = _PREFIX + "Service"
 AUTHORIZATION_POLICY = _PREFIX + "AuthorizationPolicy"
 PEER_AUTHENTICATION = _PREFIX + "PeerAuthentication"
 HTTP_ROUTE = _PREFIX + "HttpRoute"
+WAYPOINT = _PREFIX + "Waypoint"
 TYPE_URLS = (
     WORKLOAD,
     PEER_WORKLOAD,
@@ -46,6 +55,7 @@ TYPE_URLS = (
     AUTHORIZATION_POLICY,
     PEER_AUTHENTICATION,
     HTTP_ROUTE,
+    WAYPOINT,
 )
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -59,9 +69,18 @@ class ResourceKey:
     name: str  # uid for (Peer)Workloads, "<namespace>/<name>" for the others
 
 
-def key_of(
-    obj: Workload | PeerWorkload | Service | AuthorizationPolicy | PeerAuthentication | HttpRoute,
-) -> ResourceKey:
+ModelObject = (
+    Workload
+    | PeerWorkload
+    | Service
+    | AuthorizationPolicy
+    | PeerAuthentication
+    | HttpRoute
+    | Waypoint
+)
+
+
+def key_of(obj: ModelObject) -> ResourceKey:
     """The resource key of a model object (a Workload is keyed as the full resource)."""
     match obj:
         case Workload():
@@ -76,6 +95,8 @@ def key_of(
             return ResourceKey(PEER_AUTHENTICATION, obj.key)
         case HttpRoute():
             return ResourceKey(HTTP_ROUTE, obj.key)
+        case Waypoint():
+            return ResourceKey(WAYPOINT, obj.key)
     raise TypeError(f"not a mesh model object: {type(obj).__name__}")
 
 
@@ -91,6 +112,7 @@ def for_node(snapshot: MeshSnapshot, node: str) -> frozenset[ResourceKey]:
     for peer_authn in snapshot.peer_authentications:
         if any(applies_to(peer_authn, w) for w in local):
             keys.add(ResourceKey(PEER_AUTHENTICATION, peer_authn.key))
+    keys.update(ResourceKey(WAYPOINT, w.key) for w in snapshot.waypoints)
     return frozenset(keys)
 
 
@@ -106,8 +128,13 @@ def waypoint_services(snapshot: MeshSnapshot, namespace: str, name: str) -> tupl
 
 
 def for_waypoint(snapshot: MeshSnapshot, namespace: str, name: str) -> frozenset[ResourceKey]:
-    """Every resource waypoint `name` (a Gateway in `namespace`) needs."""
-    services = waypoint_services(snapshot, namespace, name)
+    """Every resource waypoint `name` (a Gateway in `namespace`) needs: the Services that use
+    it, their routes, the Services those routes send to or mirror to (a 90/10 split names two
+    other Services), every endpoint of all of them, and the policies it enforces."""
+    served_services = waypoint_services(snapshot, namespace, name)
+    routes = [r for s in served_services for r in snapshot.routes_by_parent.get(s.key, ())]
+    backends = {key for route in routes for key in route_backends(route)}
+    services = [*served_services, *(s for s in snapshot.services if s.key in backends)]
     keys = {ResourceKey(SERVICE, s.key) for s in services}
     keys.update(
         ResourceKey(PEER_WORKLOAD, endpoint.workload_uid)
@@ -115,16 +142,29 @@ def for_waypoint(snapshot: MeshSnapshot, namespace: str, name: str) -> frozenset
         for endpoint in s.endpoints
         if endpoint.workload_uid in snapshot.workloads_by_uid
     )
-    keys.update(
-        ResourceKey(HTTP_ROUTE, route.key)
-        for s in services
-        for route in snapshot.routes_by_parent.get(s.key, ())
-    )
-    served = {s.key for s in services}
+    keys.update(ResourceKey(HTTP_ROUTE, route.key) for route in routes)
+    if snapshot.waypoint(namespace, name) is not None:
+        keys.add(ResourceKey(WAYPOINT, f"{namespace}/{name}"))
+    served = {s.key for s in served_services}
     for policy in snapshot.authorization_policies:
         if _waypoint_enforces(policy, namespace, name, served):
             keys.add(ResourceKey(AUTHORIZATION_POLICY, policy.key))
     return frozenset(keys)
+
+
+def route_backends(route) -> set[str]:
+    """ "namespace/name" of every Service a route's rules forward or mirror to."""
+    found = set()
+    for rule in json.loads(route.rules):
+        refs = list(rule.get("backendRefs", ()))
+        for holder in [rule, *refs]:
+            for f in holder.get("filters", ()):
+                if f.get("type") == "RequestMirror":
+                    refs.append(f["requestMirror"]["backendRef"])
+        for ref in refs:
+            if ref.get("kind", "Service") == "Service" and ref.get("group", "") in ("", "core"):
+                found.add(f"{ref.get('namespace') or route.namespace}/{ref['name']}")
+    return found
 
 
 def _waypoint_enforces(

@@ -10,7 +10,8 @@ lists. Kinds the mesh does not read (Deployment, ServiceAccount, ...) are passed
   workloads either (they have no netns of their own to capture; Istio skips them too).
 - Enrollment: the namespace carries `nodemesh.io/dataplane-mode: ambient` and the pod is not
   labelled `nodemesh.io/dataplane-mode: none`. A namespace with no Namespace object (deleted, or a
-  built-in one never applied) has no labels, so its pods are not enrolled.
+  built-in one never applied) has no labels, so its pods are not enrolled. A waypoint's own pods
+  are never enrolled.
 - Waypoint: the object's own `nodemesh.io/use-waypoint` label (pod or Service) wins over its
   namespace's; the value `none` opts out of the namespace's waypoint. Gateway pods (waypoints
   themselves) never get a waypoint.
@@ -18,7 +19,10 @@ lists. Kinds the mesh does not read (Deployment, ServiceAccount, ...) are passed
   not), with named targetPorts resolved per pod as Kubernetes does.
 - AuthorizationPolicy, PeerAuthentication and HTTPRoute go through nodemesh.manifests' validator
   and normalizer (idempotent on objects the store already normalized), so the model only ever sees
-  specs of the documented shape, also when they come from a Kubernetes API server.
+  specs of the documented shape, also when they come from a Kubernetes API server
+  (controller.translate_policy).
+- Waypoints: Gateways of class nodemesh-waypoint, their ready pods, and the waypoints labels name
+  without a Gateway (controller.translate_waypoints).
 
 A broken object becomes a `TranslateError` and is left out; it never raises and never stops the
 rest from translating.
@@ -40,35 +44,27 @@ from controller.model import (
     DEFAULT_TRUST_DOMAIN,
     NO_WAYPOINT,
     USE_WAYPOINT_LABEL,
-    AuthorizationPolicy,
-    Condition,
     Endpoint,
-    HttpRoute,
-    Labels,
     MeshSnapshot,
-    Operation,
-    PeerAuthentication,
-    RouteParent,
-    Rule,
     Service,
     ServicePort,
-    Source,
-    TargetRef,
     Workload,
-    canonical_json,
     freeze_labels,
-    rules_need_l7,
     service_hostname,
 )
+from controller.model_waypoint import GATEWAY_NAME_LABEL
+from controller.translate_policy import (
+    Invalid,
+    authorization_policy,
+    http_route,
+    peer_authentication,
+)
+from controller.translate_waypoints import build_waypoints, is_waypoint_pod, waypoint_gateway
 from nodemesh.identity import SpiffeId, check_trust_domain
 from nodemesh.local.workloads import resolve_target_port, selects
-from nodemesh.manifests.validate import validate_object
 
-# Gateway API implementations label a gateway's pods with it; a waypoint must not loop to itself.
-GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 _FINISHED_PHASES = ("Succeeded", "Failed")
-_SERVICE_PARENT_GROUPS = ("", "core")
 
 
 @dataclass(frozen=True)
@@ -89,10 +85,6 @@ class TranslateError:
 class TranslateResult:
     snapshot: MeshSnapshot  # the model of every object that translated
     errors: tuple[TranslateError, ...]  # the objects that did not (by kind, then input order)
-
-
-class _Invalid(ValueError):
-    """An object the mesh cannot use; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +111,10 @@ def translate(
         results = (_guarded(obj, convert, errors) for obj in by_kind.get(kind, []))
         return [result for result in results if result is not None]
 
+    gateways = _unique_keys(each("Gateway", waypoint_gateway), "Gateway", errors)
+    declared = {gateway.key for gateway in gateways}
     pods = _unique_by(
-        each("Pod", lambda obj: _pod(obj, namespaces, trust_domain)),
+        each("Pod", lambda obj: _pod(obj, namespaces, trust_domain, declared)),
         lambda pod: pod.workload.uid,
         lambda pod: ("Pod", pod.workload.namespace, pod.workload.name),
         "another pod has the same metadata.uid",
@@ -129,16 +123,18 @@ def translate(
     index = _ReadyPodIndex(pods)
     services = each("Service", lambda obj: _service(obj, namespaces, index))
     services = _unique_vips(_unique_keys(services, "Service", errors), errors)
-    authz = each("AuthorizationPolicy", lambda obj: _authorization_policy(obj, root_namespace))
-    peerauthn = each("PeerAuthentication", lambda obj: _peer_authentication(obj, root_namespace))
-    routes = each("HTTPRoute", _http_route)
+    authz = each("AuthorizationPolicy", lambda obj: authorization_policy(obj, root_namespace))
+    peerauthn = each("PeerAuthentication", lambda obj: peer_authentication(obj, root_namespace))
+    routes = each("HTTPRoute", http_route)
+    workloads = [pod.workload for pod in pods]
     snapshot = MeshSnapshot.build(
-        [pod.workload for pod in pods],
+        workloads,
         services,
         _unique_keys(authz, "AuthorizationPolicy", errors),
         _unique_keys(peerauthn, "PeerAuthentication", errors),
         _unique_keys(routes, "HTTPRoute", errors),
         trust_domain,
+        waypoints=build_waypoints(gateways, workloads, services, trust_domain),
     )
     return TranslateResult(snapshot, tuple(errors))
 
@@ -213,7 +209,7 @@ def _guarded(obj: dict, convert: Callable[[dict], Any], errors: list[TranslateEr
     meta = obj["metadata"]
     try:
         return convert(obj)
-    except _Invalid as exc:
+    except Invalid as exc:
         message = str(exc)
     except KeyError as exc:
         message = f"malformed object: required field {exc} is missing"
@@ -231,7 +227,10 @@ def _namespace_labels(namespaces: list[dict], errors: list[TranslateError]) -> d
     return labels
 
 
-def _pod(obj: dict, namespaces: dict[str, dict], trust_domain: str) -> _Pod | None:
+def _pod(
+    obj: dict, namespaces: dict[str, dict], trust_domain: str, waypoints: set[str]
+) -> _Pod | None:
+    """The workload of a running pod; `waypoints` are the declared ones, "<namespace>/<name>"."""
     meta, spec = obj["metadata"], obj.get("spec") or {}
     status = obj.get("status") or {}
     addresses = _pod_addresses(status)
@@ -253,7 +252,8 @@ def _pod(obj: dict, namespaces: dict[str, dict], trust_domain: str) -> _Pod | No
         service_account=service_account,
         identity=str(SpiffeId(trust_domain, namespace, service_account)),
         labels=labels,
-        enrolled=is_enrolled(namespace_labels, dict(labels)),
+        enrolled=is_enrolled(namespace_labels, dict(labels))
+        and not is_waypoint_pod(namespace, dict(labels), waypoints),
         waypoint=waypoint_for(dict(labels), namespace_labels),
         ready=is_ready(obj),
         netns=sandbox.get("netns") or "",
@@ -272,14 +272,14 @@ def _pod_addresses(status: dict) -> tuple[str, ...]:
 def _required(obj: dict, key: str, where: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value:
-        raise _Invalid(f"{where}.{key} is missing")
+        raise Invalid(f"{where}.{key} is missing")
     return value
 
 
 def _ip(value: object, field: str) -> str:
     canonical = _canonical_ip(value) if isinstance(value, str) else None
     if canonical is None:
-        raise _Invalid(f"{field}: {value!r} is not an IP address")
+        raise Invalid(f"{field}: {value!r} is not an IP address")
     return canonical
 
 
@@ -344,12 +344,12 @@ def _address_order(address: str) -> tuple[int, int]:
 def _service_port(port: dict) -> ServicePort:
     number = port["port"]
     if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 65535:
-        raise _Invalid(f"spec.ports: port {number!r} is not a port number 1-65535")
+        raise Invalid(f"spec.ports: port {number!r} is not a port number 1-65535")
     target = port.get("targetPort", number)
     if isinstance(target, str) and target.isdigit():
         target = int(target)
     if not isinstance(target, int | str) or isinstance(target, bool) or target in ("", 0):
-        raise _Invalid(f"spec.ports: targetPort {target!r} is neither a port number nor a name")
+        raise Invalid(f"spec.ports: targetPort {target!r} is neither a port number nor a name")
     return ServicePort(
         name=port.get("name") or "",
         port=number,
@@ -371,135 +371,6 @@ def _endpoint(pod: _Pod, ports: tuple[ServicePort, ...]) -> Endpoint:
         workload_uid=pod.workload.uid,
         address=pod.workload.addresses[0],
         ports=tuple((port, target) for port, target in resolved if target is not None),
-    )
-
-
-# --- policies and routes --------------------------------------------------------------------------
-
-
-def _validated(obj: dict) -> dict:
-    """nodemesh.manifests' validation and defaults; the normalized copy, or _Invalid."""
-    manifest, problems = validate_object(obj, "registry", 1, None)
-    if manifest is None:
-        details = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
-        raise _Invalid(f"invalid {obj['kind']}: {details}")
-    return manifest.obj
-
-
-def _selector(spec: dict) -> Labels | None:
-    """Istio's WorkloadSelector; an empty one selects as much as none does, so it becomes None."""
-    labels = freeze_labels((spec.get("selector") or {}).get("matchLabels"))
-    return labels or None
-
-
-def _authorization_policy(obj: dict, root_namespace: str) -> AuthorizationPolicy:
-    obj = _validated(obj)
-    meta, spec = obj["metadata"], obj["spec"]
-    rules = tuple(_rule(rule) for rule in spec["rules"])
-    return AuthorizationPolicy(
-        name=meta["name"],
-        namespace=meta["namespace"],
-        selector=_selector(spec),
-        target_refs=tuple(
-            _target_ref(ref, meta["namespace"]) for ref in spec.get("targetRefs") or []
-        ),
-        action=spec["action"],
-        rules=rules,
-        is_root=meta["namespace"] == root_namespace,
-        needs_l7=rules_need_l7(rules),
-    )
-
-
-def _target_ref(ref: dict, namespace: str) -> TargetRef:
-    return TargetRef(
-        group=ref.get("group") or "",
-        kind=ref["kind"],
-        name=ref["name"],
-        namespace=ref.get("namespace") or namespace,
-    )
-
-
-def _strings(obj: dict, key: str) -> tuple[str, ...]:
-    return tuple(obj.get(key) or ())
-
-
-def _rule(rule: dict) -> Rule:
-    return Rule(
-        sources=tuple(_source(entry["source"]) for entry in rule.get("from") or []),
-        operations=tuple(_operation(entry["operation"]) for entry in rule.get("to") or []),
-        conditions=tuple(
-            Condition(c["key"], _strings(c, "values"), _strings(c, "notValues"))
-            for c in rule.get("when") or []
-        ),
-    )
-
-
-def _source(source: dict) -> Source:
-    return Source(
-        principals=_strings(source, "principals"),
-        not_principals=_strings(source, "notPrincipals"),
-        request_principals=_strings(source, "requestPrincipals"),
-        not_request_principals=_strings(source, "notRequestPrincipals"),
-        namespaces=_strings(source, "namespaces"),
-        not_namespaces=_strings(source, "notNamespaces"),
-        ip_blocks=_strings(source, "ipBlocks"),
-        not_ip_blocks=_strings(source, "notIpBlocks"),
-        remote_ip_blocks=_strings(source, "remoteIpBlocks"),
-        not_remote_ip_blocks=_strings(source, "notRemoteIpBlocks"),
-    )
-
-
-def _operation(operation: dict) -> Operation:
-    return Operation(
-        hosts=_strings(operation, "hosts"),
-        not_hosts=_strings(operation, "notHosts"),
-        ports=_strings(operation, "ports"),
-        not_ports=_strings(operation, "notPorts"),
-        methods=_strings(operation, "methods"),
-        not_methods=_strings(operation, "notMethods"),
-        paths=_strings(operation, "paths"),
-        not_paths=_strings(operation, "notPaths"),
-    )
-
-
-def _peer_authentication(obj: dict, root_namespace: str) -> PeerAuthentication:
-    obj = _validated(obj)
-    meta, spec = obj["metadata"], obj["spec"]
-    port_level = spec.get("portLevelMtls") or {}
-    return PeerAuthentication(
-        name=meta["name"],
-        namespace=meta["namespace"],
-        selector=_selector(spec),
-        mode=spec["mtls"]["mode"],
-        port_level=tuple(sorted((port, mtls["mode"]) for port, mtls in port_level.items())),
-        is_root=meta["namespace"] == root_namespace,
-    )
-
-
-def _http_route(obj: dict) -> HttpRoute:
-    obj = _validated(obj)
-    meta, spec = obj["metadata"], obj["spec"]
-    parents = tuple(
-        RouteParent(
-            namespace=ref.get("namespace") or meta["namespace"],
-            name=ref["name"],
-            port=ref.get("port") or 0,
-            section_name=ref.get("sectionName") or "",
-        )
-        for ref in spec["parentRefs"]
-        if ref["kind"] == "Service" and ref["group"] in _SERVICE_PARENT_GROUPS
-    )
-    if not parents:
-        raise _Invalid(
-            "no parentRef is a Service: nodemesh attaches HTTPRoutes to Services (Gateway API "
-            "GAMMA); set parentRefs[].group: '' and parentRefs[].kind: Service"
-        )
-    return HttpRoute(
-        name=meta["name"],
-        namespace=meta["namespace"],
-        parents=parents,
-        hostnames=tuple(spec["hostnames"]),
-        rules=canonical_json(spec["rules"]),
     )
 
 

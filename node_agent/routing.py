@@ -9,12 +9,13 @@ why in `reason`, which `meshctl trace` shows.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from controller.model import Endpoint, PeerWorkload, Service, Workload
-from node_agent.state import AgentState
+from node_agent.state import AgentState, WaypointUnavailable
 
 HBONE_PORT = 15008
 
@@ -24,6 +25,7 @@ class Route(Enum):
     WAYPOINT = "waypoint"  # HBONE to the waypoint, which forwards on
     PASSTHROUGH = "passthrough"  # plaintext to the original destination: not in the mesh
     NO_ENDPOINTS = "no_endpoints"  # a Service VIP with no ready endpoint for this port: refuse
+    NO_WAYPOINT = "no_waypoint"  # its waypoint is missing or has no ready pod: refuse, never bypass
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,9 @@ def _to_service(source, service: Service, vip, port, state, pick) -> Request:
             f"service {service.key} has no port {port}: left to kube-proxy",
         )
     if service.waypoint and not _is_waypoint_of(source, service.namespace, service.waypoint):
-        waypoint = _waypoint_request(
+        return _waypoint_request(
             service.namespace, service.waypoint, (vip, port), service, None, state
         )
-        if waypoint is not None:
-            return waypoint
     ready = [e for e in service.endpoints if any(sp == port for sp, _ in e.ports)]
     if not ready:
         return Request(
@@ -107,9 +107,7 @@ def _to_workload(source, peer, authority, service, state, skip_waypoint=False) -
         and not skip_waypoint
         and not _is_waypoint_of(source, peer.namespace, peer.waypoint)
     ):
-        waypoint = _waypoint_request(peer.namespace, peer.waypoint, authority, service, peer, state)
-        if waypoint is not None:
-            return waypoint
+        return _waypoint_request(peer.namespace, peer.waypoint, authority, service, peer, state)
     via = f"service {service.key} → " if service else ""
     return Request(
         Route.DIRECT,
@@ -122,22 +120,22 @@ def _to_workload(source, peer, authority, service, state, skip_waypoint=False) -
     )
 
 
-def _waypoint_request(namespace, name, authority, service, peer, state) -> Request | None:
-    """HBONE to a ready waypoint pod; None when the waypoint has none (fall back to direct)."""
-    wp_service = state.waypoint_service(namespace, name)
-    if wp_service is None or not wp_service.endpoints:
-        return None
-    wp = state.peers.get(wp_service.endpoints[0].workload_uid)
-    if wp is None:
-        return None
+def _waypoint_request(namespace, name, authority, service, peer, state) -> Request:
+    """HBONE to a ready pod of the waypoint; refused (never sent around it) when it has none."""
+    try:
+        waypoint = state.waypoint(namespace, name)
+    except WaypointUnavailable as exc:
+        return Request(Route.NO_WAYPOINT, authority, None, None, service, peer, str(exc))
+    # Spread clients over the waypoint's pods; stable per destination (no per-process hashing).
+    address = waypoint.addresses[zlib.crc32(repr(authority).encode()) % len(waypoint.addresses)]
     return Request(
         Route.WAYPOINT,
         authority,
-        (wp.addresses[0], HBONE_PORT),
-        wp.identity,
+        (address, waypoint.hbone_port),
+        waypoint.identity,
         service,
         peer,
-        f"through waypoint {namespace}/{name} ({wp.addresses[0]})",
+        f"through waypoint {namespace}/{name} ({address})",
     )
 
 

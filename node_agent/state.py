@@ -5,6 +5,11 @@ on its own (a resource that does not decode is rejected alone and NACKed; the re
 builds a new `AgentState` and swaps one reference. Connection handlers read `config.state` once
 and use that value for the whole decision, so no connection ever sees half an update, and the
 agent keeps serving with the last good state when the controller is away.
+
+Waypoints are kept by (namespace, name). A destination whose waypoint cannot be used fails
+closed: `AgentState.waypoint` raises `WaypointUnavailable` with the reason (no such Gateway, no
+ready pod, or no config for it at all) rather than letting the caller send the traffic past the
+waypoint's L7 policy.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from controller.model import (
     PeerAuthentication,
     PeerWorkload,
     Service,
+    Waypoint,
     Workload,
 )
+from controller.model_waypoint import unknown_waypoint
 from controller.resources import ResourceError, from_resource
 from nodemesh.xds.resources import XdsResource
 
@@ -37,6 +44,7 @@ class AgentState:
     local_by_address: Mapping[str, Workload] = field(default_factory=dict)
     peer_by_address: Mapping[str, PeerWorkload] = field(default_factory=dict)
     service_by_vip: Mapping[str, Service] = field(default_factory=dict)
+    waypoints: Mapping[tuple[str, str], Waypoint] = field(default_factory=dict)  # (ns, name)
 
     @classmethod
     def build(
@@ -46,6 +54,7 @@ class AgentState:
         services: Iterable[Service],
         authorization: Iterable[AuthorizationPolicy],
         peer_authentication: Iterable[PeerAuthentication],
+        waypoints: Iterable[Waypoint] = (),
     ) -> AgentState:
         local_by_uid = {w.uid: w for w in local}
         # A local pod is a peer too (same-node traffic goes through the same tunnel logic).
@@ -64,11 +73,32 @@ class AgentState:
             service_by_vip=MappingProxyType(
                 {vip: s for s in services_by_key.values() for vip in s.vips}
             ),
+            waypoints=MappingProxyType({(w.namespace, w.name): w for w in waypoints}),
         )
 
-    def waypoint_service(self, namespace: str, name: str) -> Service | None:
-        """A waypoint is reached through the Service of the same name in its namespace."""
-        return self.services.get(f"{namespace}/{name}")
+    def waypoint(self, namespace: str, name: str) -> Waypoint:
+        """The waypoint to send through (or admit traffic from), with at least one ready pod.
+
+        Raises WaypointUnavailable, whose message is the refusal to log and trace, when the
+        controller says it does not exist or has no ready pod, or has sent nothing about it.
+        """
+        waypoint = self.waypoints.get((namespace, name))
+        if waypoint is None:
+            raise WaypointUnavailable(namespace, name, unknown_waypoint(namespace, name))
+        reason = waypoint.unavailable()
+        if reason is not None:
+            raise WaypointUnavailable(namespace, name, reason)
+        return waypoint
+
+
+class WaypointUnavailable(LookupError):
+    """Traffic that must go through a waypoint that cannot take it: refuse, never bypass."""
+
+    def __init__(self, namespace: str, name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.namespace = namespace  # the waypoint's namespace
+        self.name = name  # the waypoint's name
+        self.reason = reason  # one line for the log, trace and refusal
 
 
 def _by_address(workloads) -> MappingProxyType:
@@ -81,6 +111,7 @@ _KINDS = {
     scope.SERVICE: "services",
     scope.AUTHORIZATION_POLICY: "authorization",
     scope.PEER_AUTHENTICATION: "peer_authentication",
+    scope.WAYPOINT: "waypoints",
 }
 
 

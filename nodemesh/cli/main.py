@@ -13,6 +13,7 @@ from nodemesh.cli.local_cmds import local
 from nodemesh.cli.mesh_cmds import ca, certs, status
 from nodemesh.cli.objects import apply, delete, get
 from nodemesh.cli.pod_cmds import exec_, logs
+from nodemesh.cli.waypoint_cmds import waypoint
 from nodemesh.local.state import DEFAULT_CLUSTER
 
 
@@ -31,7 +32,7 @@ def cli(click_ctx: click.Context, cluster: str) -> None:
     click_ctx.obj = Ctx(cluster=cluster)
 
 
-for command in (local, apply, delete, get, exec_, logs, demo, status, ca, certs):
+for command in (local, apply, delete, get, exec_, logs, demo, status, ca, certs, waypoint):
     cli.add_command(command)
 
 

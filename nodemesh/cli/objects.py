@@ -103,6 +103,9 @@ KINDS = {
     "peerauthentication": "PeerAuthentication",
     "httproutes": "HTTPRoute",
     "httproute": "HTTPRoute",
+    "gateways": "Gateway",
+    "gateway": "Gateway",
+    "gtw": "Gateway",
 }
 
 

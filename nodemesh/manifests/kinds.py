@@ -18,6 +18,7 @@ from typing import Any
 
 from nodemesh.manifests import names
 from nodemesh.manifests import validate_deployment as deployment
+from nodemesh.manifests import validate_gateway as gateway
 from nodemesh.manifests import validate_identity as identity
 from nodemesh.manifests import validate_mesh as mesh
 from nodemesh.manifests import validate_meta as meta
@@ -85,6 +86,9 @@ IGNORED_FIELDS: dict[str, frozenset[str]] = {
     "AuthorizationPolicy": frozenset({"status"}),
     "PeerAuthentication": frozenset({"status"}),
     "HTTPRoute": frozenset({"status"}),
+    "Gateway": frozenset({"status"}),
+    # The Gateway API CRD defaults allowedRoutes; routes attach to a waypoint's Services instead.
+    "Listener": frozenset({"allowedRoutes"}),
     "TrafficPolicy": frozenset({"status"}),
 }
 # fmt: on
@@ -121,6 +125,16 @@ UNSUPPORTED_FIELDS: dict[str, dict[str, str]] = {
         "cors": "experimental Gateway API filter, not supported by nodemesh",
         "externalAuth": "experimental Gateway API filter, not supported by nodemesh",
     },
+    "GatewaySpec": {
+        "addresses": "a waypoint's addresses are its pods' IPs; nodemesh assigns them",
+        "infrastructure": "not supported yet: nodemesh writes the waypoint's Deployment itself",
+        "allowedListeners": "experimental Gateway API field, not supported by nodemesh",
+        "backendTLS": "not supported: a waypoint reaches its backends over HBONE mutual TLS",
+    },
+    "Listener": {
+        "hostname": "a waypoint's HBONE listener serves every host; remove hostname",
+        "tls": "HBONE brings its own mutual TLS (the mesh identities); remove tls",
+    },
 }
 
 FIELD_TABLES = FieldTables(ignored=IGNORED_FIELDS, unsupported=UNSUPPORTED_FIELDS)
@@ -135,6 +149,7 @@ USED_FIELDS: dict[str, frozenset[str]] = {
     **service.USED_FIELDS,
     **mesh.USED_FIELDS,
     **route.USED_FIELDS,
+    **gateway.USED_FIELDS,
     **route_filters.USED_FIELDS,
     **traffic.USED_FIELDS,
 }
@@ -199,6 +214,13 @@ KINDS: dict[tuple[str, str], KindSpec] = {
             "TrafficPolicy",
             traffic.validate_traffic_policy,
             traffic.normalize_traffic_policy,
+        ),
+        KindSpec(
+            gateway.API_VERSION,
+            "Gateway",
+            gateway.validate_gateway,
+            gateway.normalize_gateway,
+            name_rule=names.dns1123_label,  # also a label value and a service account name
         ),
     )
 }

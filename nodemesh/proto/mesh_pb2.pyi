@@ -304,3 +304,19 @@ class HttpRoute(_message.Message):
     hostnames: _containers.RepeatedScalarFieldContainer[str]
     rules: _struct_pb2.ListValue
     def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., parents: _Optional[_Iterable[_Union[RouteParent, _Mapping]]] = ..., hostnames: _Optional[_Iterable[str]] = ..., rules: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ...) -> None: ...
+
+class Waypoint(_message.Message):
+    __slots__ = ("name", "namespace", "identity", "addresses", "hbone_port", "exists")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    HBONE_PORT_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    namespace: str
+    identity: str
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    hbone_port: int
+    exists: bool
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., identity: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., hbone_port: _Optional[int] = ..., exists: _Optional[bool] = ...) -> None: ...

@@ -58,6 +58,7 @@ def test_kinds_table():
         "security.nodemesh.io/v1 PeerAuthentication",
         "gateway.networking.k8s.io/v1 HTTPRoute",
         "networking.nodemesh.io/v1 TrafficPolicy",
+        "gateway.networking.k8s.io/v1 Gateway",
     ]
     assert [spec.kind for spec in kinds.KINDS.values() if not spec.namespaced] == ["Namespace"]
     assert kinds.lookup("apps/v1", "Deployment") is kinds.KINDS[("apps/v1", "Deployment")]

@@ -80,6 +80,16 @@ OBJECTS = [
     svc("wp", "shop", "198.19.0.12", {"app": "wp"}, port=15008, target=15008),
     svc("old", "legacy", "198.19.0.13", {"app": "old"}),
     svc("empty", "shop", "198.19.0.14", {"app": "nobody"}),
+    svc("cart", "shop", "198.19.0.15", {"app": "web"}, labels={"nodemesh.io/use-waypoint": "gone"}),
+    {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "wp", "namespace": "shop"},
+        "spec": {
+            "gatewayClassName": "nodemesh-waypoint",
+            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
+        },
+    },
 ]
 
 
@@ -146,6 +156,12 @@ def test_a_service_with_a_waypoint_is_reached_through_it():
     assert req.authority == ("198.19.0.11", 80)  # the waypoint sees what the client addressed
     assert req.tunnel_to == ("198.18.2.9", HBONE_PORT)
     assert req.expected_identity == f"spiffe://{TD}/ns/shop/sa/wp"
+
+
+def test_a_service_whose_waypoint_does_not_exist_is_refused_not_bypassed():
+    req = route("198.19.0.15", 80)
+    assert req.route is Route.NO_WAYPOINT and req.tunnel_to is None
+    assert "waypoint shop/gone does not exist" in req.reason
 
 
 def test_the_waypoint_itself_goes_direct():
