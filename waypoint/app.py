@@ -73,7 +73,7 @@ class Waypoint:
         self.spans = SpanRecorder()
         self.observer = RequestObserver(WaypointMetrics(self.registry), access_log, self.spans)
         self.identity: KeyAndCert | None = None
-        self.ready = False
+        self.stopping = False
         self._tasks: list[asyncio.Task] = []
         self._closers: list = []
         self._stream = ConfigStream(
@@ -92,10 +92,12 @@ class Waypoint:
         rejected = self.config.apply(type_url, upserts, removals)
         for name, reason in rejected.items():
             log.warning("rejected %s %s: %s", type_url.rsplit(".", 1)[-1], name, reason)
-        if not self.ready and self._stream.synced():
-            self.ready = True
-            log.info("config synced: ready")
         return rejected
+
+    @property
+    def ready(self) -> bool:
+        """Every config type has arrived once, and not draining."""
+        return not self.stopping and self._stream.synced()
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -131,7 +133,7 @@ class Waypoint:
         self._tasks.append(asyncio.ensure_future(self._renew_loop()))
 
     async def stop(self, grace: float = 10.0) -> None:
-        self.ready = False
+        self.stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -49,13 +49,14 @@ class Http1Upstream:
     def __init__(self, endpoint: Endpoint, stream: ByteStream) -> None:
         self.endpoint, self.stream = endpoint, stream
         self.conn = h1.ClientConnection()
-        self.reusable = False
+        self.reusable = False  # the exchange completed on a keep-alive connection
+        self.completed = False  # the response was read to its end
 
     async def send(
         self, head: RequestHead, body: bytes, upgrade: str | None = None
     ) -> UpstreamResponse:
         """Write the request and read up to the response head; the body streams after."""
-        self.reusable = False
+        self.reusable = self.completed = False
         fields = _fields(head, body)
         if upgrade:  # hop-by-hop, so the neutral head does not carry it: ask the upstream again
             fields += [(b"connection", b"upgrade"), (b"upgrade", upgrade.encode("latin-1"))]
@@ -120,8 +121,10 @@ class Http1Upstream:
                 elif kind is h1.EndOfMessage:
                     self.trailers = [(k.decode(), v.decode("latin-1")) for k, v in event.trailers]
                     self.reusable = self.conn.keep_alive
+                    self.completed = True
                     return
                 elif kind is h1.ConnectionClosed:
+                    self.completed = True  # a close-delimited body ends with the connection
                     return
             try:
                 events = await self._events()
@@ -157,8 +160,8 @@ class UpstreamPool:
         idle = self._idle.setdefault(upstream.endpoint, [])
         if upstream.reusable and len(idle) < IDLE_PER_ENDPOINT:
             idle.append(upstream)
-        else:
-            upstream.stream.close(abort=not upstream.reusable)
+        else:  # a finished exchange ends cleanly (HTTP/1.0, Connection: close); else reset
+            upstream.stream.close(abort=not upstream.completed)
 
     def discard(self, upstream: Http1Upstream) -> None:
         upstream.stream.close(abort=True)

@@ -1,0 +1,202 @@
+"""A waypoint on a real local cluster: deployed by `meshctl waypoint apply`, reached over HBONE.
+
+One 2-node cluster; namespace `shop` enrolled and using waypoint `waypoint`; echo pods `web-v1`
+(node2) and `web-v2` (node1) behind Services `web`, `web-v1`, `web-v2`; a curl client on node1.
+Every request goes client → agent → waypoint (its own identity from its service-account token,
+config from the controller) → the destination pod's agent → the app.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+
+import pytest
+
+from tests.netns.test_local_cluster import ECHO_SERVER, apply_text, pods
+from tests.netns.test_mesh import until
+
+pytestmark = pytest.mark.netns
+
+
+def app() -> str:
+    server = json.dumps(["python3", "-u", "-c", ECHO_SERVER])
+    web = textwrap.dedent("""\
+        apiVersion: v1
+        kind: Pod
+        metadata: {{name: web-{v}, namespace: shop, labels: {{app: web, version: {v}}}}}
+        spec:
+          nodeName: {node}
+          containers:
+            - name: echo
+              command: {server}
+              env: [{{name: POD_NAME, value: web-{v}}}, {{name: NODE_NAME, value: {node}}}]
+              ports: [{{name: http, containerPort: 8080}}]
+              readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {{name: web-{v}, namespace: shop}}
+        spec:
+          selector: {{app: web, version: {v}}}
+          ports: [{{name: http, port: 80, targetPort: http}}]
+        ---
+    """)
+    return (
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: "
+        "{nodemesh.io/dataplane-mode: ambient}}\n---\n"
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: client, namespace: shop}\n---\n"
+        + web.format(v="v1", node="node2", server=server)
+        + web.format(v="v2", node="node1", server=server)
+        + textwrap.dedent("""\
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: shop}
+            spec:
+              selector: {app: web}
+              ports: [{name: http, port: 80, targetPort: http}]
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: client, namespace: shop}
+            spec:
+              nodeName: node1
+              serviceAccountName: client
+              containers: [{name: c, command: [sleep, infinity]}]
+        """)
+    )
+
+
+ROUTE = textwrap.dedent("""\
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: web-split, namespace: shop}
+    spec:
+      parentRefs: [{group: "", kind: Service, name: web, port: 80}]
+      rules:
+        - matches: [{headers: [{name: x-canary, value: "yes"}]}]
+          backendRefs: [{name: web-v2, port: 80}]
+        - backendRefs:
+            - {name: web-v1, port: 80, weight: 90}
+            - {name: web-v2, port: 80, weight: 10}
+""")
+
+POLICY = textwrap.dedent("""\
+    apiVersion: security.nodemesh.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: web-public, namespace: shop}
+    spec:
+      targetRefs: [{kind: Service, group: "", name: web}]
+      action: ALLOW
+      rules:
+        - to: [{operation: {methods: [GET], paths: ["/public*"]}}]
+    ---
+    apiVersion: security.nodemesh.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: web-no-evil, namespace: shop}
+    spec:
+      targetRefs: [{kind: Service, group: "", name: web}]
+      action: DENY
+      rules:
+        - when: [{key: "request.headers[x-evil]", values: ["yes"]}]
+""")
+
+
+def curl_many(cluster, count: int, *args: str) -> list[tuple[int, str]]:
+    """`count` GETs to http://web/ from the client pod, one curl process; [(status, body)]."""
+    urls = " ".join(["http://web/"] * count)
+    script = (
+        f'for u in {urls}; do echo "url = \\"$u\\""; done | curl -sS -K - '
+        + " ".join(args)
+        + " -w '\\n@@%{http_code}@@\\n'"
+    )
+    out = cluster.meshctl("exec", "client", "-n", "shop", "--", "sh", "-c", script, timeout=300)
+    results = []
+    for chunk in out.stdout.split("@@\n")[:-1]:
+        body, _, code = chunk.rpartition("\n@@")
+        results.append((int(code), body.strip()))
+    return results
+
+
+def status(cluster, *curl_args: str) -> int:
+    out = cluster.meshctl(
+        "exec",
+        "client",
+        "-n",
+        "shop",
+        "--",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        *curl_args,
+    )
+    return int(out.stdout)
+
+
+def waypoint_requests(cluster) -> float:
+    wp = next(p for p in pods(cluster, "shop") if p["metadata"]["name"].startswith("waypoint-"))
+    out = cluster.meshctl(
+        "exec",
+        wp["metadata"]["name"],
+        "-n",
+        "shop",
+        "--",
+        "curl",
+        "-s",
+        "http://127.0.0.1:15020/metrics",
+    ).stdout
+    return sum(
+        float(m.group(1))
+        for m in re.finditer(
+            r'^istio_requests_total\{[^}]*reporter="waypoint"[^}]*\} (\S+)$', out, re.M
+        )
+    )
+
+
+def test_routes_policies_and_telemetry_through_a_real_waypoint(local_cluster, tmp_path):
+    cluster = local_cluster
+    cluster.meshctl("local", "up", "--nodes", "2")
+    apply_text(cluster, tmp_path, app())
+    cluster.meshctl("waypoint", "apply", "-n", "shop", "--enroll-namespace", timeout=150)
+    apply_text(cluster, tmp_path, ROUTE, "route.yaml")
+
+    # A header match sends every matching request to v2 (also proves the route has arrived).
+    until(
+        lambda: {b for _, b in curl_many(cluster, 5, "-H", "'x-canary: yes'")} == {"web-v2 node1"},
+        timeout=30,
+        what="the route reached the waypoint",
+    )
+    before = waypoint_requests(cluster)
+    sent = 0
+    canary = curl_many(cluster, 50, "-H", "'x-canary: yes'")
+    assert {b for _, b in canary} == {"web-v2 node1"}
+    sent += 50
+
+    # A 90/10 weighted split: 900 ± 60 of 1,000 to v1.
+    results = curl_many(cluster, 1000)
+    assert all(code == 200 for code, _ in results)
+    v1 = sum(1 for _, body in results if body == "web-v1 node2")
+    assert 840 <= v1 <= 960, v1
+    sent += 1000
+
+    # L7 authorization at the waypoint: GET /public allowed, POST /admin refused, DENY wins.
+    apply_text(cluster, tmp_path, POLICY, "policy.yaml")
+    polls = []
+
+    def refused() -> bool:
+        polls.append(1)
+        return status(cluster, "-X", "POST", "http://web/admin") == 403
+
+    until(refused, what="the policy reached the waypoint")
+    sent += len(polls)
+    assert status(cluster, "http://web/public") == 200
+    assert status(cluster, "-X", "POST", "http://web/admin") == 403
+    assert status(cluster, "-H", "x-evil: yes", "http://web/public") == 403
+    sent += 3
+
+    # istio_requests_total{reporter="waypoint"} counts exactly the requests sent.
+    assert waypoint_requests(cluster) - before == sent
