@@ -76,14 +76,14 @@ class Inbound:
 
     async def serve(self, stream: ByteStream, peer: Peer, destination: tuple[str, int]) -> None:
         try:
-            first = await asyncio.wait_for(stream.read(), SNIFF_TIMEOUT)
+            first = await asyncio.wait_for(_sniff(stream), SNIFF_TIMEOUT)
         except (TimeoutError, ConnectionError, OSError):
             stream.close(abort=True)
             return
         if not first:
             stream.close()
             return
-        if first.startswith(H2_PREFACE[: len(first)]) and self.http2 is not None:
+        if first.startswith(H2_PREFACE) and self.http2 is not None:
             await self.http2(stream, first, peer, destination)
         elif _HTTP1.match(first):
             await Http1Session(stream, self.handler, peer, destination).run(first)
@@ -91,6 +91,21 @@ class Inbound:
             await self.tcp(stream, first, peer, destination)
         else:
             stream.close(abort=True)
+
+
+async def _sniff(stream: ByteStream) -> bytes:
+    """The first bytes, read on while they are still a proper prefix of the HTTP/2 preface.
+
+    A client may send its first bytes in pieces; deciding on "P" alone would hand an HTTP/1.1
+    "POST" to the HTTP/2 session. Only a prefix of the 24-byte preface makes us wait for more.
+    """
+    first = await stream.read()
+    while first and len(first) < len(H2_PREFACE) and H2_PREFACE.startswith(first):
+        more = await stream.read()
+        if not more:
+            break
+        first += more
+    return first
 
 
 async def relay_tcp(upstream: ByteStream, client: ByteStream, first: bytes) -> None:

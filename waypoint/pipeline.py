@@ -34,7 +34,9 @@ from waypoint.authz import (
     normalize_target,
 )
 from waypoint.exchange import Downstream, Reply, text_reply
+from waypoint.grpc_local import grpc_shaped
 from waypoint.h1_upstream import UpstreamError, UpstreamPool, UpstreamResponse
+from waypoint.h2_pool import Upstreams
 from waypoint.messages import ResponseHead
 from waypoint.observer import RequestObserver
 from waypoint.record import RequestRecord
@@ -79,9 +81,12 @@ class Proxy:
         pool: UpstreamPool,
         observer: RequestObserver,
         rng: random.Random | None = None,
+        upstream_for: Callable[[str], Upstreams] | None = None,
     ) -> None:
         self.name, self.namespace = name, namespace
         self.config, self.pool, self.observer = config, pool, observer
+        # The downstream protocol picks the upstream pool (HTTP/2 in, HTTP/2 out: see h2_pool).
+        self.upstream_for = upstream_for or (lambda protocol: pool)
         self.rng = rng or random.Random()
         self.propagator = Propagator(IdGenerator())
         self.resilience: dict[str, ServiceResilience] = {}
@@ -96,7 +101,7 @@ class Proxy:
         except Exception as exc:  # a bug must cost one request, never the connection's others
             log.exception("request %s %s failed in the waypoint", req.head.method, req.head.path)
             reply = text_reply(500, f"waypoint error: {type(exc).__name__}")
-        return self._observed(trip, reply)
+        return self._observed(trip, grpc_shaped(req.head, reply))
 
     # -- the layers ----------------------------------------------------------------------------
     async def _handle(self, trip: Trip, state: WaypointState) -> Reply:
@@ -192,7 +197,7 @@ class Proxy:
                         return self._relay(trip, fwd, upstream, response)
                     return self._failed(trip, outcome, last)
                 if response is not None:
-                    self.pool.discard(upstream)
+                    self.upstream_for(trip.req.head.protocol).discard(upstream)
                 last = outcome
                 trip.retries += 1
                 await asyncio.sleep(policy.backoff(attempt))
@@ -201,14 +206,15 @@ class Proxy:
         loop = asyncio.get_running_loop()
         sent = loop.time()
         upstream = None
+        pool = self.upstream_for(trip.req.head.protocol)
         try:
             async with asyncio.timeout(_per_try(fwd, policy)):
-                upstream = await self.pool.acquire(endpoint.address)
+                upstream = await pool.acquire(endpoint.address)
                 head = replace(fwd.head, headers=_upstream_headers(fwd.head, trip))
                 response = await upstream.send(head, trip.req.body, trip.req.upgrade)
         except TimeoutError:
             if upstream is not None:
-                self.pool.discard(upstream)
+                pool.discard(upstream)
             trip.flags.add(ResponseFlag.UPSTREAM_TIMEOUT)
             return Outcome.failed(Failure.TIMEOUT), None, None
         except UpstreamError as exc:
@@ -217,7 +223,7 @@ class Proxy:
                 trip.flags.add(ResponseFlag.UPSTREAM_CONNECT_FAILURE)
                 return Outcome.failed(Failure.CONNECT_FAILURE), None, None
             if upstream is not None:
-                self.pool.discard(upstream)
+                pool.discard(upstream)
             trip.flags.add(ResponseFlag.UPSTREAM_TERMINATED)
             return Outcome.failed(Failure.RESET), None, None
         trip.upstream_duration = loop.time() - sent
@@ -229,13 +235,14 @@ class Proxy:
         head = fwd.filter_response(response.head)
         if response.upgraded is not None:
             return Reply(head, upgraded=response.upgraded)
+        pool = self.upstream_for(trip.req.head.protocol)
         return Reply(
             head,
-            chunks=self._chunks(upstream, response.chunks),
+            chunks=self._chunks(pool, upstream, response.chunks),
             trailers=lambda: tuple(upstream.trailers),
         )
 
-    async def _chunks(self, upstream, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def _chunks(self, pool, upstream, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         done = False
         try:
             async for chunk in chunks:
@@ -243,9 +250,9 @@ class Proxy:
             done = True
         finally:
             if done:
-                self.pool.release(upstream)
+                pool.release(upstream)
             else:
-                self.pool.discard(upstream)
+                pool.discard(upstream)
 
     def _failed(self, trip: Trip, outcome: Outcome, last) -> Reply:
         if outcome.failure is Failure.TIMEOUT:

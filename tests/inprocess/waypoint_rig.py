@@ -1,9 +1,11 @@
 """A waypoint on loopback for in-process tests: real backends, real clients, no cluster.
 
-`Rig` runs the waypoint's request path (sessions, pipeline, upstream pool, telemetry) behind a
+`Rig` runs the waypoint's request path (sessions, pipeline, upstream pools, telemetry) behind a
 plain TCP listener on 127.0.0.1 instead of HBONE: each accepted connection is served as if an
-agent had tunnelled it for `VIP:80` from `CLIENT_ID`. Backends are small threaded HTTP servers
-on loopback; the Services' endpoints point at them.
+agent had tunnelled it for `VIP:80` from `CLIENT_ID`, HTTP/1.1 or HTTP/2 (prior knowledge) as
+the client speaks. Backends are small threaded HTTP/1.1 servers, an h2c server (`H2Backend`)
+and a grpcio server (`GrpcBackend`; both in `h2_backends`) on loopback; the Services' endpoints
+point at them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from prometheus_client import CollectorRegistry
 
 from controller.model import Endpoint, HttpRoute, PeerWorkload, RouteParent, Service, ServicePort
 from waypoint.h1_upstream import UpstreamPool
+from waypoint.h2_pool import Http2Pool, by_protocol
+from waypoint.h2_session import http2_server
 from waypoint.inbound import Inbound
 from waypoint.messages import Peer
 from waypoint.observer import RequestObserver
@@ -142,6 +146,7 @@ class Rig:
         self.spans = SpanRecorder()
         observer = RequestObserver(WaypointMetrics(self.registry), self.log.append, self.spans)
         self.pool = UpstreamPool(self._connect)
+        self.h2pool = Http2Pool(self._connect, fallback=self.pool)
         self.proxy = Proxy(
             name="waypoint",
             namespace=NS,
@@ -149,8 +154,14 @@ class Rig:
             pool=self.pool,
             observer=observer,
             rng=random.Random(self.seed),
+            upstream_for=by_protocol(self.pool, self.h2pool),
         )
-        inbound = Inbound(lambda: self.config.state, self.proxy.handle, name=f"{NS}/waypoint")
+        inbound = Inbound(
+            lambda: self.config.state,
+            self.proxy.handle,
+            http2=http2_server(self.proxy.handle),
+            name=f"{NS}/waypoint",
+        )
 
         async def on_client(reader, writer) -> None:
             peer = Peer(CLIENT_ID, writer.get_extra_info("peername")[:2], (VIP, 80))
@@ -162,6 +173,7 @@ class Rig:
 
     async def __aexit__(self, *exc) -> None:
         self.server.close()
+        self.h2pool.close()
         self.pool.close()
 
     @staticmethod
@@ -172,6 +184,16 @@ class Rig:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    async def eventually_metric(self, name: str, expected: float, **labels) -> float:
+        """The metric once it reaches `expected`: a request is counted just after its last byte
+        went out, so a client may see the answer a moment before the count moves."""
+        for _ in range(500):
+            value = self.metric(name, **labels)
+            if value >= expected:
+                return value
+            await asyncio.sleep(0.01)
+        return self.metric(name, **labels)
 
     def metric(self, name: str, **labels) -> float:
         total = 0.0
@@ -208,3 +230,15 @@ async def curl_many(url: str, count: int, *args: str) -> list[tuple[int, str]]:
         body, _, code = chunk.rpartition("\n@@")
         results.append((int(code), body))
     return results
+
+
+async def nghttp(*args: str) -> tuple[int, str, str]:
+    """nghttp2's client; an http:// URL is HTTP/2 with prior knowledge unless -u (upgrade)."""
+    proc = await asyncio.create_subprocess_exec(
+        "nghttp",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
