@@ -30,6 +30,8 @@ from nodemesh.hbone.server import HboneServer
 from nodemesh.identity import SpiffeId
 from nodemesh.xds.stream import ConfigStream
 from waypoint.h1_upstream import UpstreamPool
+from waypoint.h2_pool import Http2Pool, by_protocol
+from waypoint.h2_session import http2_server
 from waypoint.inbound import Inbound
 from waypoint.observer import RequestObserver
 from waypoint.pipeline import Proxy
@@ -106,6 +108,7 @@ class Waypoint:
         log.info("waypoint %s/%s is %s", s.namespace, s.name, self.spiffe_id)
         self.hbone_pool = HbonePool(self.identity)
         self.upstreams = UpstreamPool(self._connect)
+        self.h2_upstreams = Http2Pool(self._connect, fallback=self.upstreams)
         self.proxy = Proxy(
             name=s.name,
             namespace=s.namespace,
@@ -113,8 +116,14 @@ class Waypoint:
             pool=self.upstreams,
             observer=self.observer,
             rng=random.Random(),
+            upstream_for=by_protocol(self.upstreams, self.h2_upstreams),
         )
-        inbound = Inbound(lambda: self.config.state, self.proxy.handle, name=self._label())
+        inbound = Inbound(
+            lambda: self.config.state,
+            self.proxy.handle,
+            http2=http2_server(self.proxy.handle),
+            name=self._label(),
+        )
         self.hbone = HboneServer(self.identity, inbound)
         sock = socket.create_server((s.pod_ip, HBONE_PORT), reuse_port=False, backlog=1024)
         await self.hbone.serve(sock)
@@ -139,6 +148,7 @@ class Waypoint:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.hbone.shutdown(grace)
         await self.hbone_pool.close(grace)
+        self.h2_upstreams.close()
         self.upstreams.close()
         for closer in self._closers:
             closer.close()

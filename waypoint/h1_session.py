@@ -201,10 +201,18 @@ def _has(headers: h1.Headers, name: bytes) -> bool:
     return any(k == name for k, _ in headers)
 
 
+UPGRADES = frozenset({"websocket"})  # what may switch protocols through the waypoint
+
+
 def _upgrade_token(headers: h1.Headers) -> str | None:
-    """The Upgrade value when Connection lists "upgrade" (a websocket handshake), else None."""
+    """"websocket" when the client asks for it (Connection: upgrade), else None.
+
+    Any other upgrade is dropped, as Envoy does without an upgrade_config: an `h2c` upgrade the
+    backend accepted would splice the connection past every L7 layer (routes, authorization,
+    telemetry) for all requests that follow."""
     connection = b",".join(v for k, v in headers if k == b"connection").lower()
     if b"upgrade" not in [t.strip() for t in connection.split(b",")]:
         return None
     values = [v for k, v in headers if k == b"upgrade"]
-    return values[0].decode("latin-1") if values else None
+    token = values[0].decode("latin-1").strip() if values else ""
+    return token if token.lower() in UPGRADES else None
