@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from perf import controller_push, datapath_baseline
+from perf import controller_push, datapath_baseline, waypoint_bench
 
 BENCHMARKS = {
     "datapath": lambda: datapath_baseline.main(),
     "controller": lambda: controller_push.report(controller_push.run()),
+    "waypoint": lambda: waypoint_bench.main(),
 }
 
 
