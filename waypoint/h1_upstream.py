@@ -41,6 +41,9 @@ class UpstreamResponse:
     trailers: list = field(default_factory=list)  # filled when chunks is exhausted
     upgraded: ByteStream | None = None  # 101: the raw stream, ours to splice
     head_bytes: int = 0
+    # The whole body, when it arrived with the head (most small responses): the caller can
+    # answer with it at once and hand the connection back, without streaming.
+    body: bytes | None = None
 
 
 class Http1Upstream:
@@ -94,13 +97,32 @@ class Http1Upstream:
                     return self._switched(event)
                 if kind is h1.Response:
                     rest = events[i + 1 :]
+                    head_bytes = sum(len(k) + len(v) + 4 for k, v in event.headers) + 17
+                    whole = self._whole_body(rest)
                     return UpstreamResponse(
                         head=response_head(event),
-                        chunks=self._body(rest),
-                        head_bytes=sum(len(k) + len(v) + 4 for k, v in event.headers) + 17,
+                        chunks=_empty() if whole is not None else self._body(rest),
+                        head_bytes=head_bytes,
+                        body=whole,
                     )
                 if kind is h1.ConnectionClosed:
                     raise EOFError("upstream closed the connection without a response")
+
+    def _whole_body(self, events: list[h1.Event]) -> bytes | None:
+        """The body if `events` hold all of it up to EndOfMessage, else None (stream it)."""
+        parts = []
+        for event in events:
+            kind = type(event)
+            if kind is h1.Data:
+                parts.append(event.data)
+            elif kind is h1.EndOfMessage:
+                self.trailers = [(k.decode(), v.decode("latin-1")) for k, v in event.trailers]
+                self.reusable = self.conn.keep_alive
+                self.completed = True
+                return b"".join(parts)
+            else:
+                return None
+        return None
 
     def _switched(self, event: h1.InformationalResponse) -> UpstreamResponse:
         leftover, _ = self.conn.trailing_data

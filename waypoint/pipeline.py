@@ -17,6 +17,7 @@ Each layer's decision is a pure object from `waypoint.routing`, `waypoint.resili
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -40,7 +41,6 @@ from waypoint.h2_pool import Upstreams
 from waypoint.messages import ResponseHead
 from waypoint.observer import RequestObserver
 from waypoint.record import RequestRecord
-from waypoint.resilience.config import effective_retry
 from waypoint.resilience.outcome import Failure, Outcome
 from waypoint.resilience.retry import RetryDenied, RetryPolicy
 from waypoint.routing import Forward, Pool, RoundRobin
@@ -127,7 +127,7 @@ class Proxy:
             return Reply(ResponseHead(status=status, headers=headers), body=body)
         head = replace(req.head, path=normalize_target(req.head.path))
         table = state.routes.get(service.namespace, service.name, port) if state.routes else None
-        client_ns = SpiffeId.parse(req.peer.identity).namespace if req.peer.identity else None
+        client_ns = _namespace_of(req.peer.identity) if req.peer.identity else None
         match = (
             table.match(replace(head, path=path + _query(head.path)), client_ns) if table else None
         )
@@ -167,9 +167,7 @@ class Proxy:
             return text_reply(504, "upstream request timeout")
 
     async def _attempts(self, trip, state, fwd: Forward, match, backend, guard) -> Reply:
-        policy = RetryPolicy(
-            effective_retry({"retry": match.retry} if match.retry else None, guard.policy), self.rng
-        )
+        policy = RetryPolicy(guard.retry_config(match), self.rng)
         eps = endpoints_for(state, backend, fwd.target.port)
         balancer = self._balancer(backend, fwd.target.port, eps)
         attempt, last, retry_lease = 0, None, None
@@ -236,6 +234,10 @@ class Proxy:
         if response.upgraded is not None:
             return Reply(head, upgraded=response.upgraded)
         pool = self.upstream_for(trip.req.head.protocol)
+        if getattr(response, "body", None) is not None:  # all of it came with the head
+            pool.release(upstream)
+            trailers = tuple(upstream.trailers)
+            return Reply(head, body=response.body, trailers=lambda: trailers)
         return Reply(
             head,
             chunks=self._chunks(pool, upstream, response.chunks),
@@ -339,6 +341,12 @@ class _released:
         lease = self.current()
         if lease is not None:
             lease.release()
+
+
+@functools.lru_cache(maxsize=4096)
+def _namespace_of(identity: str) -> str:
+    """The namespace of a SPIFFE ID (memoized: a waypoint sees few distinct clients)."""
+    return SpiffeId.parse(identity).namespace
 
 
 def _addressed(state: WaypointState, destination: tuple[str, int]) -> tuple[Service | None, int]:

@@ -14,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.model import PeerWorkload, Service
-from waypoint.resilience.config import RetryBudgetConfig, TrafficPolicyConfig
+from waypoint.resilience.config import (
+    RetryBudgetConfig,
+    RetryConfig,
+    TrafficPolicyConfig,
+    effective_retry,
+)
 from waypoint.resilience.fault import FaultDecision, FaultInjector
 from waypoint.resilience.outlier import OutlierDetector
 from waypoint.resilience.ratelimit import TokenBucket
@@ -75,6 +80,21 @@ class ServiceResilience:
         outliers = policy.outlier_detection if policy else None
         self.outlier = OutlierDetector(outliers, clock) if outliers else _NoOutliers()
         self.health = self.outlier
+        self._retries: dict[int, tuple[object, RetryConfig]] = {}
+
+    def retry_config(self, match) -> RetryConfig:
+        """The retry settings for a matched rule, parsed once per (rule, policy), not per request.
+
+        Keyed by the rule object's id, with the rule kept alive beside its entry so the id
+        cannot be reused; emptied when it grows past a bound (each push compiles new rules)."""
+        held = self._retries.get(id(match.rule))
+        if held is not None:
+            return held[1]
+        if len(self._retries) > 256:
+            self._retries.clear()
+        config = effective_retry({"retry": match.retry} if match.retry else None, self.policy)
+        self._retries[id(match.rule)] = (match.rule, config)
+        return config
 
     def rate_limited(self) -> tuple[tuple[str, str], ...] | None:
         """None to go on; else the Retry-After header of the 429."""
