@@ -27,6 +27,7 @@ log = logging.getLogger("nodemesh.waypoint.http1")
 
 Handler = Callable[[Downstream], Awaitable[Reply]]
 MAX_BUFFERED_BODY = 8 << 20  # requests are buffered for retries; larger ones get 413
+LINGER_SECONDS, LINGER_BYTES = 2.0, 256 << 10  # after an error answer, before closing
 
 
 class Http1Session:
@@ -192,9 +193,26 @@ class Http1Session:
                 ],
             )
             await self.stream.write(fresh.send(head) + fresh.send(h1.Data(body)))
+            await self._linger()
         except (ConnectionError, OSError, h1.Http1Error):
             pass
         self.stream.close()
+
+    async def _linger(self) -> None:
+        """Half-close, then read and drop what the client still sends, briefly (nginx's and
+        Envoy's lingering close): closing with its unread bytes pending would reset the
+        connection, and the reset can reach the client before the 400 that explains it."""
+        self.stream.write_eof()
+        dropped, loop = 0, asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_SECONDS
+        while dropped < LINGER_BYTES and (left := deadline - loop.time()) > 0:
+            try:
+                data = await asyncio.wait_for(self.stream.read(), left)
+            except TimeoutError:
+                return
+            if not data:
+                return
+            dropped += len(data)
 
 
 def _has(headers: h1.Headers, name: bytes) -> bool:
