@@ -9,7 +9,8 @@ sees half an update.
 Names follow the user-facing API (DESIGN.md): enrollment and waypoints are labels, policies are
 Istio's `security.istio.io/v1` shapes under `security.nodemesh.io/v1`, routes are Gateway API
 HTTPRoutes attached to Services; waypoints are Gateways of class `nodemesh-waypoint`
-(controller.model_waypoint).
+(controller.model_waypoint); a waypoint's resilience settings are TrafficPolicies attached to
+Services, one per Service (controller.model_traffic).
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from controller.model_policy import (
     rule_needs_l7,
     rules_need_l7,
 )
+from controller.model_traffic import TrafficPolicy
 from controller.model_waypoint import Waypoint
 
-# Parts of this model defined in their own modules (policy shapes, waypoints), re-exported.
+# Parts of this model defined in their own modules (policy shapes, waypoints, traffic policies),
+# re-exported.
 __all__ = [
     "L4_CONDITION_KEYS",
     "L7_OPERATION_FIELDS",
@@ -49,6 +52,7 @@ __all__ = [
     "Rule",
     "Source",
     "TargetRef",
+    "TrafficPolicy",
     "Waypoint",
     "rule_needs_l7",
     "rules_need_l7",
@@ -247,6 +251,7 @@ class MeshSnapshot:
     peer_authentications: tuple[PeerAuthentication, ...]  # sorted by (namespace, name)
     http_routes: tuple[HttpRoute, ...]  # sorted by (namespace, name)
     waypoints: tuple[Waypoint, ...]  # declared and label-named ones, sorted by (namespace, name)
+    traffic_policies: tuple[TrafficPolicy, ...]  # conflicts resolved; sorted by (namespace, name)
     workloads_by_uid: Mapping[str, Workload]  # uid -> workload
     workloads_by_address: Mapping[str, Workload]  # IP -> workload (a ready one wins a clash)
     workloads_by_identity: Mapping[str, tuple[Workload, ...]]  # SPIFFE ID -> workloads
@@ -257,6 +262,8 @@ class MeshSnapshot:
     routes_by_namespace: Mapping[str, tuple[HttpRoute, ...]]  # namespace -> routes
     routes_by_parent: Mapping[str, tuple[HttpRoute, ...]]  # "<ns>/<service>" -> attached routes
     waypoints_by_key: Mapping[str, Waypoint]  # "<ns>/<name>" -> waypoint
+    traffic_policies_by_key: Mapping[str, TrafficPolicy]  # "<ns>/<name>" -> traffic policy
+    traffic_policy_by_service: Mapping[str, TrafficPolicy]  # "<ns>/<service>" -> its one policy
 
     @classmethod
     def build(
@@ -269,22 +276,27 @@ class MeshSnapshot:
         trust_domain: str = DEFAULT_TRUST_DOMAIN,
         *,
         waypoints: Iterable[Waypoint] = (),
+        traffic_policies: Iterable[TrafficPolicy] = (),
         version: str | None = None,
     ) -> MeshSnapshot:
-        """Sort and index; uids and (namespace, name) keys must be unique (ValueError if not)."""
+        """Sort and index; uids and (namespace, name) keys must be unique, and a Service may have
+        one TrafficPolicy (ValueError if not: resolve conflicts first, model_traffic)."""
         workloads = tuple(sorted(workloads, key=lambda w: w.uid))
         services = tuple(sorted(services, key=_namespaced_name))
         authz = tuple(sorted(authz, key=_namespaced_name))
         peerauthn = tuple(sorted(peerauthn, key=_namespaced_name))
         routes = tuple(sorted(routes, key=_namespaced_name))
         waypoints = tuple(sorted(waypoints, key=_namespaced_name))
+        traffic = tuple(sorted(traffic_policies, key=_namespaced_name))
         _unique("workload uid", [w.uid for w in workloads])
         _unique("Service", [s.key for s in services])
         _unique("AuthorizationPolicy", [p.key for p in authz])
         _unique("PeerAuthentication", [p.key for p in peerauthn])
         _unique("HTTPRoute", [r.key for r in routes])
         _unique("Waypoint", [w.key for w in waypoints])
-        content = (trust_domain, workloads, services, authz, peerauthn, routes, waypoints)
+        _unique("TrafficPolicy", [p.key for p in traffic])
+        _unique("TrafficPolicy target Service", [k for p in traffic for k in p.service_keys])
+        content = (trust_domain, workloads, services, authz, peerauthn, routes, waypoints, traffic)
         return cls(
             version=version or hashlib.sha256(repr(content).encode()).hexdigest()[:16],
             trust_domain=trust_domain,
@@ -294,6 +306,7 @@ class MeshSnapshot:
             peer_authentications=peerauthn,
             http_routes=routes,
             waypoints=waypoints,
+            traffic_policies=traffic,
             workloads_by_uid=_frozen({w.uid: w for w in workloads}),
             workloads_by_address=_frozen(_by_address(workloads)),
             workloads_by_identity=_group(workloads, lambda w: w.identity),
@@ -304,6 +317,8 @@ class MeshSnapshot:
             routes_by_namespace=_group(routes, lambda r: r.namespace),
             routes_by_parent=_routes_by_parent(routes),
             waypoints_by_key=_frozen({w.key: w for w in waypoints}),
+            traffic_policies_by_key=_frozen({p.key: p for p in traffic}),
+            traffic_policy_by_service=_frozen({k: p for p in traffic for k in p.service_keys}),
         )
 
     def service(self, namespace: str, name: str) -> Service | None:
@@ -320,6 +335,9 @@ class MeshSnapshot:
 
     def waypoint(self, namespace: str, name: str) -> Waypoint | None:
         return self.waypoints_by_key.get(f"{namespace}/{name}")
+
+    def traffic_policy(self, namespace: str, name: str) -> TrafficPolicy | None:
+        return self.traffic_policies_by_key.get(f"{namespace}/{name}")
 
 
 def _unique(what: str, keys: list[str]) -> None:
@@ -349,7 +367,7 @@ def _routes_by_parent(routes: tuple[HttpRoute, ...]) -> Mapping[str, tuple[HttpR
 
 
 def _namespaced_name(
-    obj: Service | AuthorizationPolicy | PeerAuthentication | HttpRoute | Waypoint,
+    obj: Service | AuthorizationPolicy | PeerAuthentication | HttpRoute | Waypoint | TrafficPolicy,
 ):
     return (obj.namespace, obj.name)
 

@@ -78,6 +78,7 @@ KINDS = (
     KindRef("security.nodemesh.io/v1", "AuthorizationPolicy", "authorizationpolicies"),
     KindRef("security.nodemesh.io/v1", "PeerAuthentication", "peerauthentications"),
     KindRef("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    KindRef("networking.nodemesh.io/v1", "TrafficPolicy", "trafficpolicies"),
     # Every class's Gateways are listed; translate keeps those of class nodemesh-waypoint.
     KindRef("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
 )

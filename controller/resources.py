@@ -14,8 +14,9 @@ trusting them, so an agent older than its controller treats an attribute it does
 it cannot enforce.
 
 This module holds the table of codecs and the workload, service and route ones; the policy codecs
-are in `controller.resources_policy`, the Waypoint codec in `controller.resources_waypoint`, and
-the field checks they share in `controller.resource_checks`.
+are in `controller.resources_policy`, the Waypoint codec in `controller.resources_waypoint`, the
+TrafficPolicy codec in `controller.resources_traffic`, and the field checks they share in
+`controller.resource_checks`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from controller.resources_policy import (
     encode_authz,
     encode_peer_authn,
 )
+from controller.resources_traffic import decode_traffic_policy, encode_traffic_policy
 from controller.resources_waypoint import decode_waypoint, encode_waypoint
 from nodemesh.proto import mesh_pb2
 
@@ -98,6 +100,7 @@ def lookup(snapshot: MeshSnapshot, key: scope.ResourceKey) -> Model | None:
         scope.PEER_AUTHENTICATION: snapshot.peer_authentication,
         scope.HTTP_ROUTE: snapshot.http_route,
         scope.WAYPOINT: snapshot.waypoint,
+        scope.TRAFFIC_POLICY: snapshot.traffic_policy,
     }.get(key.type_url)
     return find(namespace, name) if find else None
 
@@ -354,6 +357,7 @@ _CODECS: dict[str, _Codec] = {
         _Codec(mesh_pb2.PeerAuthentication, encode_peer_authn, decode_peer_authn),
         _Codec(mesh_pb2.HttpRoute, _encode_route, _decode_route),
         _Codec(mesh_pb2.Waypoint, encode_waypoint, decode_waypoint),
+        _Codec(mesh_pb2.TrafficPolicy, encode_traffic_policy, decode_traffic_policy),
     )
 }
 assert set(_CODECS) == set(scope.TYPE_URLS), "scope's type URLs and mesh.proto disagree"

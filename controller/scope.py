@@ -17,7 +17,10 @@ A node agent (`for_node`) gets:
 A waypoint (`for_waypoint`) gets the Services that use it, a `PeerWorkload` for each of their
 endpoints, the HTTPRoutes attached to them, its own `Waypoint`, and the AuthorizationPolicies it
 must enforce: the ones that need L7 attributes in its namespace or the root namespace, plus those
-whose targetRefs name it or one of its Services.
+whose targetRefs name it or one of its Services. It also gets the `TrafficPolicy` of every Service
+it sends to: the ones it serves and the route backends (a 90/10 split to web-v1 and web-v2 applies
+web-v1's retries and limits to the 90 %, since resilience follows the backend Service). Agents get
+no TrafficPolicy: they work at L4 and do not read one.
 
 A subscriber's set is recomputed from each new snapshot; the delta against what it holds is the
 push (the xDS layer computes it from these keys).
@@ -35,6 +38,7 @@ from controller.model import (
     PeerAuthentication,
     PeerWorkload,
     Service,
+    TrafficPolicy,
     Waypoint,
     Workload,
     selector_matches,
@@ -48,6 +52,7 @@ AUTHORIZATION_POLICY = _PREFIX + "AuthorizationPolicy"
 PEER_AUTHENTICATION = _PREFIX + "PeerAuthentication"
 HTTP_ROUTE = _PREFIX + "HttpRoute"
 WAYPOINT = _PREFIX + "Waypoint"
+TRAFFIC_POLICY = _PREFIX + "TrafficPolicy"
 TYPE_URLS = (
     WORKLOAD,
     PEER_WORKLOAD,
@@ -56,7 +61,11 @@ TYPE_URLS = (
     PEER_AUTHENTICATION,
     HTTP_ROUTE,
     WAYPOINT,
+    TRAFFIC_POLICY,
 )
+# What a waypoint subscribes to. Its own Waypoint resource (for_waypoint sends it) is left out:
+# nothing in the waypoint reads it yet.
+WAYPOINT_TYPE_URLS = (SERVICE, PEER_WORKLOAD, HTTP_ROUTE, AUTHORIZATION_POLICY, TRAFFIC_POLICY)
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 
@@ -77,6 +86,7 @@ ModelObject = (
     | PeerAuthentication
     | HttpRoute
     | Waypoint
+    | TrafficPolicy
 )
 
 
@@ -97,6 +107,8 @@ def key_of(obj: ModelObject) -> ResourceKey:
             return ResourceKey(HTTP_ROUTE, obj.key)
         case Waypoint():
             return ResourceKey(WAYPOINT, obj.key)
+        case TrafficPolicy():
+            return ResourceKey(TRAFFIC_POLICY, obj.key)
     raise TypeError(f"not a mesh model object: {type(obj).__name__}")
 
 
@@ -130,7 +142,8 @@ def waypoint_services(snapshot: MeshSnapshot, namespace: str, name: str) -> tupl
 def for_waypoint(snapshot: MeshSnapshot, namespace: str, name: str) -> frozenset[ResourceKey]:
     """Every resource waypoint `name` (a Gateway in `namespace`) needs: the Services that use
     it, their routes, the Services those routes send to or mirror to (a 90/10 split names two
-    other Services), every endpoint of all of them, and the policies it enforces."""
+    other Services), every endpoint of all of them, the TrafficPolicies of all of them, and the
+    authorization policies it enforces."""
     served_services = waypoint_services(snapshot, namespace, name)
     routes = [r for s in served_services for r in snapshot.routes_by_parent.get(s.key, ())]
     backends = {key for route in routes for key in route_backends(route)}
@@ -143,6 +156,7 @@ def for_waypoint(snapshot: MeshSnapshot, namespace: str, name: str) -> frozenset
         if endpoint.workload_uid in snapshot.workloads_by_uid
     )
     keys.update(ResourceKey(HTTP_ROUTE, route.key) for route in routes)
+    keys.update(_traffic_policies(snapshot, services))
     if snapshot.waypoint(namespace, name) is not None:
         keys.add(ResourceKey(WAYPOINT, f"{namespace}/{name}"))
     served = {s.key for s in served_services}
@@ -150,6 +164,11 @@ def for_waypoint(snapshot: MeshSnapshot, namespace: str, name: str) -> frozenset
         if _waypoint_enforces(policy, namespace, name, served):
             keys.add(ResourceKey(AUTHORIZATION_POLICY, policy.key))
     return frozenset(keys)
+
+
+def _traffic_policies(snapshot: MeshSnapshot, services: list[Service]) -> set[ResourceKey]:
+    policies = (snapshot.traffic_policy_by_service.get(s.key) for s in services)
+    return {ResourceKey(TRAFFIC_POLICY, policy.key) for policy in policies if policy is not None}
 
 
 def route_backends(route) -> set[str]:

@@ -23,6 +23,8 @@ lists. Kinds the mesh does not read (Deployment, ServiceAccount, ...) are passed
   (controller.translate_policy).
 - Waypoints: Gateways of class nodemesh-waypoint, their ready pods, and the waypoints labels name
   without a Gateway (controller.translate_waypoints).
+- TrafficPolicies: validated the same way; one per Service, the oldest winning a contested one
+  and each loss reported (controller.translate_traffic).
 
 A broken object becomes a `TranslateError` and is left out; it never raises and never stops the
 rest from translating.
@@ -53,32 +55,20 @@ from controller.model import (
     service_hostname,
 )
 from controller.model_waypoint import GATEWAY_NAME_LABEL
+from controller.translate_errors import TranslateError, unique_by, unique_keys, unique_vips
 from controller.translate_policy import (
     Invalid,
     authorization_policy,
     http_route,
     peer_authentication,
 )
+from controller.translate_traffic import one_per_service, traffic_policy
 from controller.translate_waypoints import build_waypoints, is_waypoint_pod, waypoint_gateway
 from nodemesh.identity import SpiffeId, check_trust_domain
 from nodemesh.local.workloads import resolve_target_port, selects
 
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 _FINISHED_PHASES = ("Succeeded", "Failed")
-
-
-@dataclass(frozen=True)
-class TranslateError:
-    """One object left out of the model, and why."""
-
-    kind: str  # the object's kind ("" if it has none)
-    namespace: str  # its namespace ("" for cluster-scoped or unknown)
-    name: str  # its name ("" if it has none)
-    message: str  # what is wrong, written for the operator
-
-    def __str__(self) -> str:
-        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return f"{self.kind} {where}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -111,9 +101,9 @@ def translate(
         results = (_guarded(obj, convert, errors) for obj in by_kind.get(kind, []))
         return [result for result in results if result is not None]
 
-    gateways = _unique_keys(each("Gateway", waypoint_gateway), "Gateway", errors)
+    gateways = unique_keys(each("Gateway", waypoint_gateway), "Gateway", errors)
     declared = {gateway.key for gateway in gateways}
-    pods = _unique_by(
+    pods = unique_by(
         each("Pod", lambda obj: _pod(obj, namespaces, trust_domain, declared)),
         lambda pod: pod.workload.uid,
         lambda pod: ("Pod", pod.workload.namespace, pod.workload.name),
@@ -122,19 +112,23 @@ def translate(
     )
     index = _ReadyPodIndex(pods)
     services = each("Service", lambda obj: _service(obj, namespaces, index))
-    services = _unique_vips(_unique_keys(services, "Service", errors), errors)
+    services = unique_vips(unique_keys(services, "Service", errors), errors)
     authz = each("AuthorizationPolicy", lambda obj: authorization_policy(obj, root_namespace))
     peerauthn = each("PeerAuthentication", lambda obj: peer_authentication(obj, root_namespace))
     routes = each("HTTPRoute", http_route)
+    traffic = unique_keys(each("TrafficPolicy", traffic_policy), "TrafficPolicy", errors)
+    traffic, lost = one_per_service(traffic)
+    errors += [TranslateError("TrafficPolicy", *loss) for loss in lost]
     workloads = [pod.workload for pod in pods]
     snapshot = MeshSnapshot.build(
         workloads,
         services,
-        _unique_keys(authz, "AuthorizationPolicy", errors),
-        _unique_keys(peerauthn, "PeerAuthentication", errors),
-        _unique_keys(routes, "HTTPRoute", errors),
+        unique_keys(authz, "AuthorizationPolicy", errors),
+        unique_keys(peerauthn, "PeerAuthentication", errors),
+        unique_keys(routes, "HTTPRoute", errors),
         trust_domain,
         waypoints=build_waypoints(gateways, workloads, services, trust_domain),
+        traffic_policies=traffic,
     )
     return TranslateResult(snapshot, tuple(errors))
 
@@ -372,42 +366,3 @@ def _endpoint(pod: _Pod, ports: tuple[ServicePort, ...]) -> Endpoint:
         address=pod.workload.addresses[0],
         ports=tuple((port, target) for port, target in resolved if target is not None),
     )
-
-
-# --- cross-object uniqueness ----------------------------------------------------------------------
-
-
-def _unique_by(items, key, describe, reason: str, errors: list[TranslateError]) -> list:
-    """The first item of each key; every later one is reported and left out."""
-    kept: dict[Any, Any] = {}
-    for item in items:
-        if key(item) in kept:
-            errors.append(TranslateError(*describe(item), reason))
-        else:
-            kept[key(item)] = item
-    return list(kept.values())
-
-
-def _unique_keys(items: list, kind: str, errors: list[TranslateError]) -> list:
-    return _unique_by(
-        items,
-        lambda obj: obj.key,
-        lambda obj: (kind, obj.namespace, obj.name),
-        f"another {kind} has the same namespace and name",
-        errors,
-    )
-
-
-def _unique_vips(services: list[Service], errors: list[TranslateError]) -> list[Service]:
-    """A cluster IP belongs to one Service: the first by (namespace, name) keeps it."""
-    owners: dict[str, str] = {}
-    kept = []
-    for service in sorted(services, key=lambda s: (s.namespace, s.name)):
-        taken = [vip for vip in service.vips if vip in owners]
-        if taken:
-            message = f"cluster IP {taken[0]} is already Service {owners[taken[0]]}'s"
-            errors.append(TranslateError("Service", service.namespace, service.name, message))
-            continue
-        owners.update(dict.fromkeys(service.vips, service.key))
-        kept.append(service)
-    return kept

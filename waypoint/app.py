@@ -80,7 +80,7 @@ class Waypoint:
         self._closers: list = []
         self._stream = ConfigStream(
             f"waypoint~{settings.namespace}~{settings.name}",
-            (scope.SERVICE, scope.PEER_WORKLOAD, scope.HTTP_ROUTE, scope.AUTHORIZATION_POLICY),
+            scope.WAYPOINT_TYPE_URLS,
             self._on_config,
         )
 

@@ -3,22 +3,28 @@
 Same two-phase shape as the node agent's `AgentConfig` (ztunnel's xds.rs): each resource is
 decoded on its own (a bad one is NACKed alone, its last good version kept), then the whole
 snapshot is rebuilt and swapped with one assignment. Rebuilding also compiles what requests
-need: HTTPRoute tables (a route that does not compile is NACKed by name) and the authorization
-index. A request reads `config.state` once and uses that value to the end.
+need: HTTPRoute tables (a route that does not compile is NACKed by name), the authorization
+index, and each Service's TrafficPolicy settings. A request reads `config.state` once and uses
+that value to the end.
+
+TrafficPolicies arrive already narrowed by the controller to the Services each one won (one per
+Service, the oldest first), and decoding has run the same reader used here, so a held policy
+always parses. Should two held policies still claim one Service, the same precedence settles it
+(controller.model_traffic), so the outcome never depends on the order pushes arrived in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from controller import scope
-from controller.model import AuthorizationPolicy, HttpRoute, PeerWorkload, Service
+from controller.model import AuthorizationPolicy, HttpRoute, PeerWorkload, Service, TrafficPolicy
 from controller.resources import ResourceError, from_resource
 from nodemesh.authz import PolicyIndex
 from nodemesh.xds.resources import XdsResource
-from waypoint.resilience.config import TrafficPolicyConfig
+from waypoint.resilience.config import TrafficPolicyConfig, traffic_policy_from_spec
 from waypoint.routing import RouteSource, RouteTables, compile_routes
 
 
@@ -44,6 +50,7 @@ class WaypointState:
         routes: Iterable[HttpRoute],
         policies: Iterable[AuthorizationPolicy],
         trust_domain: str,
+        traffic_policies: Iterable[TrafficPolicy] = (),
     ) -> WaypointState:
         by_key = {s.key: s for s in services}
         by_uid = {p.uid: p for p in peers}
@@ -62,7 +69,21 @@ class WaypointState:
                 list(policies), trust_domain=trust_domain, enforcer="the waypoint"
             ),
             route_errors=MappingProxyType(errors),
+            traffic_policies=MappingProxyType(_by_service(traffic_policies)),
         )
+
+
+def _by_service(policies: Iterable[TrafficPolicy]) -> dict[str, TrafficPolicyConfig]:
+    """Service key -> the settings of its one policy (the first by precedence, if two claim it).
+
+    A policy's `services` are the targets it won, so its config is narrowed to them too.
+    """
+    by_service: dict[str, TrafficPolicyConfig] = {}
+    for policy in sorted(policies, key=lambda p: p.precedence):
+        config = replace(traffic_policy_from_spec(policy.spec_data()), services=policy.services)
+        for key in policy.service_keys:
+            by_service.setdefault(key, config)
+    return by_service
 
 
 _KINDS = {
@@ -70,7 +91,9 @@ _KINDS = {
     scope.PEER_WORKLOAD: "peers",
     scope.HTTP_ROUTE: "routes",
     scope.AUTHORIZATION_POLICY: "policies",
+    scope.TRAFFIC_POLICY: "traffic_policies",
 }
+assert set(_KINDS) == set(scope.WAYPOINT_TYPE_URLS), "subscribe to what the state is built from"
 
 
 class WaypointConfig:

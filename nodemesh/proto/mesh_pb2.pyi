@@ -320,3 +320,17 @@ class Waypoint(_message.Message):
     hbone_port: int
     exists: bool
     def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., identity: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., hbone_port: _Optional[int] = ..., exists: _Optional[bool] = ...) -> None: ...
+
+class TrafficPolicy(_message.Message):
+    __slots__ = ("name", "namespace", "services", "spec", "creation_timestamp")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    CREATION_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    namespace: str
+    services: _containers.RepeatedScalarFieldContainer[str]
+    spec: str
+    creation_timestamp: str
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., services: _Optional[_Iterable[str]] = ..., spec: _Optional[str] = ..., creation_timestamp: _Optional[str] = ...) -> None: ...

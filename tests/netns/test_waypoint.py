@@ -1,9 +1,11 @@
 """A waypoint on a real local cluster: deployed by `meshctl waypoint apply`, reached over HBONE.
 
-One 2-node cluster; namespace `shop` enrolled and using waypoint `waypoint`; echo pods `web-v1`
-(node2) and `web-v2` (node1) behind Services `web`, `web-v1`, `web-v2`; a curl client on node1.
-Every request goes client → agent → waypoint (its own identity from its service-account token,
-config from the controller) → the destination pod's agent → the app.
+One 2-node cluster per test; namespace `shop` enrolled and using waypoint `waypoint`; echo pods
+`web-v1` (node2) and `web-v2` (node1) behind Services `web`, `web-v1`, `web-v2`; a curl client on
+node1. Every request goes client → agent → waypoint (its own identity from its service-account
+token, config from the controller) → the destination pod's agent → the app. The second test adds
+a `slow` Service whose pod answers after 2 s, and resilience settings: a TrafficPolicy's faults
+(controller → xDS → the waypoint's state) and an HTTPRoute rule's request timeout.
 """
 
 from __future__ import annotations
@@ -137,9 +139,10 @@ def status(cluster, *curl_args: str) -> int:
     return int(out.stdout)
 
 
-def waypoint_requests(cluster) -> float:
+def waypoint_metrics(cluster) -> str:
+    """The waypoint pod's Prometheus text (15020)."""
     wp = next(p for p in pods(cluster, "shop") if p["metadata"]["name"].startswith("waypoint-"))
-    out = cluster.meshctl(
+    return cluster.meshctl(
         "exec",
         wp["metadata"]["name"],
         "-n",
@@ -149,11 +152,16 @@ def waypoint_requests(cluster) -> float:
         "-s",
         "http://127.0.0.1:15020/metrics",
     ).stdout
+
+
+def waypoint_requests(cluster, labels: str = "") -> float:
+    """istio_requests_total{reporter="waypoint"}, summed over the series whose labels also match
+    the regular expression `labels` (a fragment such as 'response_flags="DI"')."""
+    series = r'^istio_requests_total\{([^}]*reporter="waypoint"[^}]*)\} (\S+)$'
     return sum(
-        float(m.group(1))
-        for m in re.finditer(
-            r'^istio_requests_total\{[^}]*reporter="waypoint"[^}]*\} (\S+)$', out, re.M
-        )
+        float(m.group(2))
+        for m in re.finditer(series, waypoint_metrics(cluster), re.M)
+        if re.search(labels, m.group(1))
     )
 
 
@@ -200,3 +208,122 @@ def test_routes_policies_and_telemetry_through_a_real_waypoint(local_cluster, tm
 
     # istio_requests_total{reporter="waypoint"} counts exactly the requests sent.
     assert waypoint_requests(cluster) - before == sent
+
+
+SLOW_SERVER = textwrap.dedent("""\
+    import http.server, socketserver, time
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(2)
+            body = b"slow"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *args):
+            pass
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    socketserver.ThreadingTCPServer.daemon_threads = True
+    socketserver.ThreadingTCPServer(("", 8080), H).serve_forever()
+""")
+
+
+def slow_app() -> str:
+    """A pod that answers every GET after 2 s, behind Service `slow`, and a 500 ms route to it."""
+    server = json.dumps(["python3", "-u", "-c", SLOW_SERVER])
+    return textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Pod
+        metadata: {{name: slow, namespace: shop, labels: {{app: slow}}}}
+        spec:
+          nodeName: node2
+          containers:
+            - name: slow
+              command: {server}
+              ports: [{{name: http, containerPort: 8080}}]
+              readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {{name: slow, namespace: shop}}
+        spec:
+          selector: {{app: slow}}
+          ports: [{{name: http, port: 80, targetPort: http}}]
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {{name: slow-timeout, namespace: shop}}
+        spec:
+          parentRefs: [{{group: "", kind: Service, name: slow, port: 80}}]
+          rules:
+            - backendRefs: [{{name: slow, port: 80}}]
+              timeouts: {{request: 500ms}}
+    """)
+
+
+def faults(fault: str) -> str:
+    """TrafficPolicy `web-faults` on Service web with `fault` (YAML flow mapping) as spec.faults."""
+    return textwrap.dedent(f"""\
+        apiVersion: networking.nodemesh.io/v1
+        kind: TrafficPolicy
+        metadata: {{name: web-faults, namespace: shop}}
+        spec:
+          targetRefs: [{{group: "", kind: Service, name: web}}]
+          faults: {fault}
+    """)
+
+
+def fetch(cluster, url: str) -> tuple[int, str, float]:
+    """One GET from the client pod: (status, body, seconds curl took)."""
+    out = cluster.meshctl(
+        "exec",
+        "client",
+        "-n",
+        "shop",
+        "--",
+        "curl",
+        "-sS",
+        "-w",
+        "\n@@%{http_code} %{time_total}",
+        url,
+    ).stdout
+    body, _, tail = out.rpartition("\n@@")
+    code, seconds = tail.split()
+    return int(code), body.strip(), float(seconds)
+
+
+def test_traffic_policy_faults_and_route_timeouts_through_a_real_waypoint(local_cluster, tmp_path):
+    cluster = local_cluster
+    cluster.meshctl("local", "up", "--nodes", "2")
+    apply_text(cluster, tmp_path, app() + "---\n" + slow_app())
+    cluster.meshctl("waypoint", "apply", "-n", "shop", "--enroll-namespace", timeout=150)
+    abort = faults("{abort: {percentage: 50, httpStatus: 503}}")
+    apply_text(cluster, tmp_path, abort, "abort.yaml")
+
+    # Abort 50 % with 503: the TrafficPolicy went registry -> controller -> xDS -> waypoint.
+    until(
+        lambda: 503 in {code for code, _ in curl_many(cluster, 20)},
+        what="the abort fault reached the waypoint",
+    )
+    codes = [code for code, _ in curl_many(cluster, 200)]
+    aborted = codes.count(503)
+    assert codes.count(200) + aborted == 200, sorted(set(codes))
+    assert 60 <= aborted <= 140, aborted  # Binomial(200, 0.5): 100 ± 7; this is ± 5.6 sd
+
+    # HTTPRoute timeouts.request 500ms to a pod that takes 2 s: the waypoint answers 504.
+    until(lambda: status(cluster, "http://slow/") == 504, what="the route reached the waypoint")
+    assert fetch(cluster, "http://slow/")[:2] == (504, "upstream request timeout")
+
+    # The policy replaced by a 2 s delay on every request: slower, and no abort any more.
+    apply_text(
+        cluster, tmp_path, faults("{delay: {percentage: 100, fixedDelay: 2s}}"), "delay.yaml"
+    )
+
+    def delayed() -> bool:
+        fetch(cluster, "http://web/")  # a request for the new policy to act on
+        return waypoint_requests(cluster, 'response_flags="DI"') > 0
+
+    until(delayed, what="the delay fault reached the waypoint")
+    code, body, seconds = fetch(cluster, "http://web/")
+    assert code == 200 and body.startswith("web-v"), (code, body)
+    assert seconds >= 1.5, seconds  # a generous lower bound on the 2 s delay; no upper bound
