@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from controller import ca as ca_module
+from controller import ca_verify
 from controller.ca import (
     CLOCK_SKEW,
     ROOT_CERT,
@@ -60,8 +60,8 @@ def ca(tmp_path, clock) -> CertificateAuthority:
 @pytest.fixture(params=["policy", "manual"])
 def verifier(request, monkeypatch):
     """Run verification tests through both the policy verifier and the fallback for old releases."""
-    chosen = {"policy": ca_module._verify_with_policy, "manual": ca_module._verify_manually}
-    monkeypatch.setattr(ca_module, "_verify_chain", chosen[request.param])
+    chosen = {"policy": ca_verify.verify_with_policy, "manual": ca_verify.verify_manually}
+    monkeypatch.setattr(ca_verify, "verify_chain", chosen[request.param])
     return request.param
 
 
