@@ -1,0 +1,108 @@
+import pytest
+
+from nodemesh.dashboards import waypoint
+from nodemesh.dashboards.evaluate import (
+    Finding,
+    UnknownVariable,
+    evaluate,
+    may_be_empty,
+    queries,
+    substitute,
+    variable_selector,
+    variable_values,
+)
+from nodemesh.dashboards.render import to_data
+
+WAYPOINT = to_data(waypoint.build())
+
+
+def test_substitute_all_three_spellings():
+    values = {"ns": "demo", "__rate_interval": "1m"}
+    out = substitute('x{a=~"$ns",b="${ns}",c="[[ns]]"}[$__rate_interval]', values)
+    assert out == 'x{a=~"demo",b="demo",c="demo"}[1m]'
+
+
+def test_substitute_does_not_confuse_a_variable_with_a_longer_one():
+    assert substitute("$ns $nsx", {"ns": "a", "nsx": "b"}) == "a b"
+
+
+def test_unknown_variable_names_itself():
+    with pytest.raises(UnknownVariable, match="'cluster'"):
+        substitute('x{c="$cluster"}', {})
+
+
+def test_dashboard_variables_expand_to_all():
+    values = variable_values(WAYPOINT)
+    assert values["namespace"] == values["service"] == ".*"
+    assert values["__rate_interval"] == "1m"
+    assert "datasource" not in values
+
+
+def test_queries_include_panels_and_label_values_variables():
+    found = list(queries("waypoint", WAYPOINT))
+    variables = [q for q in found if q.panel.startswith("variable ")]
+    assert [(q.panel, q.ref) for q in variables] == [
+        ("variable namespace", "destination_service_namespace"),
+        ("variable service", "destination_service"),
+    ]
+    assert variables[0].expr == 'istio_requests_total{reporter="waypoint"}'
+    assert len(found) - len(variables) == sum(len(p.get("targets", [])) for p in WAYPOINT["panels"])
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("label_values(x, y)", ("x", "y")),
+        ('label_values(x{a="b, c"}, y)', ('x{a="b, c"}', "y")),
+        ("label_values(y)", (None, "y")),
+    ],
+)
+def test_variable_selector(query, expected):
+    assert variable_selector(query) == expected
+
+
+def test_variable_selector_refuses_other_queries():
+    with pytest.raises(ValueError, match="label_values"):
+        variable_selector("query_result(up)")
+
+
+@pytest.mark.parametrize(
+    ("expr", "rare"),
+    [
+        ('rate(istio_requests_total{response_flags=~".*DENY.*"}[1m])', True),
+        ('rate(istio_requests_total{response_flags!="-"}[1m])', True),
+        ('rate(istio_requests_total{response_flags="-"}[1m])', False),
+        ('rate(istio_requests_total{response_code=~"5.."}[1m])', True),
+        ('rate(istio_requests_total{response_code!~"5.."}[1m])', False),
+        ('rate(nodemesh_agent_policy_decisions_total{decision="deny"}[1m])', True),
+        ("rate(pilot_total_xds_rejects_total[1m])", True),
+        ("rate(pilot_xds_pushes_total[1m])", False),
+    ],
+)
+def test_may_be_empty(expr, rare):
+    assert may_be_empty(expr) is rare
+
+
+def test_evaluate_reports_empty_and_failing_queries_only():
+    ran = []
+
+    def run(expr):
+        ran.append(expr)
+        if "histogram_quantile(0.99" in expr:
+            raise RuntimeError("bad_data: parse error")
+        return [] if "istio_request_bytes_bucket" in expr or "DENY" in expr else [{"value": 1}]
+
+    findings = evaluate({"waypoint": WAYPOINT}, run)
+    assert all("$" not in e for e in ran)  # every variable was substituted
+    problems = {(f.query.panel, f.problem) for f in findings}
+    assert ("Request size", "no data") in problems
+    assert ("P99 latency", "RuntimeError: bad_data: parse error") in problems
+    assert not any(f.query.panel.startswith("Authorization") for f in findings)  # rare: allowed
+    assert all(isinstance(f, Finding) and f.evaluated in ran for f in findings)
+
+
+def test_evaluate_passes_overridden_values_and_clean_runs_report_nothing():
+    ran = []
+    findings = evaluate({"w": WAYPOINT}, lambda e: ran.append(e) or [1], values={"service": "a"})
+    assert findings == []
+    assert any('destination_service=~"a"' in e for e in ran)
