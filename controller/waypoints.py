@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from controller.model import DATAPLANE_MODE_LABEL, DATAPLANE_MODE_NONE
 from controller.model_waypoint import GATEWAY_NAME_LABEL
+from nodemesh.local.prometheus_targets import scrape_annotations
 from nodemesh.local.state import StateDir
 from nodemesh.local.store import Store
 from nodemesh.manifests.errors import ManifestErrors
@@ -113,7 +114,10 @@ def waypoint_objects(namespace: str, name: str, template: WaypointTemplate) -> l
             "replicas": 1,
             "selector": {"matchLabels": {GATEWAY_NAME_LABEL: name}},
             "template": {
-                "metadata": {"labels": managed_labels(name)},
+                "metadata": {
+                    "labels": managed_labels(name),
+                    "annotations": scrape_annotations(METRICS_PORT),  # for Prometheus
+                },
                 "spec": {
                     "serviceAccountName": name,
                     "containers": [_container(namespace, name, template)],

@@ -185,7 +185,7 @@ def main() -> int:
     state = StateDir("bench")
     cluster.down(state)
     try:
-        cluster.up(state, 2)
+        cluster.up(state, 2, prometheus=False)  # no scrapes in the measurement
         manifests = load_paths([str(HERE / "baseline.yaml")])
         store = Store(state)
         store.apply(manifests)

@@ -9,6 +9,7 @@ APT_PACKAGES=(
   iproute2 nftables procps psmisc util-linux curl ca-certificates
   python3-bpfcc linux-headers-amd64
   redis-server redis-tools nginx-light nghttp2-client stunnel4 iperf3 tcpdump
+  prometheus
 )
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -31,7 +32,7 @@ install_apt() {
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The package scripts may start these daemons; nodemesh runs its own copies inside pods.
-  for svc in redis-server nginx stunnel4; do
+  for svc in redis-server nginx stunnel4 prometheus; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 }

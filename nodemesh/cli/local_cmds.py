@@ -17,14 +17,21 @@ def local() -> None:
 
 @local.command("up")
 @click.option("--nodes", default=2, show_default=True, help="Number of nodes.")
+@click.option(
+    "--prometheus/--no-prometheus",
+    default=True,
+    show_default=True,
+    help="Run Prometheus (if installed) as a system pod scraping every mesh component.",
+)
 @pass_ctx
-def up(ctx: Ctx, nodes: int) -> None:
+def up(ctx: Ctx, nodes: int, prometheus: bool) -> None:
     """Create the local cluster (safe to run again)."""
     with user_errors():
-        result = cluster.up(ctx.state, nodes)
+        result = cluster.up(ctx.state, nodes, prometheus=prometheus)
     click.echo(result.note)
     for node in result.plan.nodes:
         click.echo(f"  {node.name}: {node.address}, pods {node.pod_cidr} (netns {node.netns})")
+    click.echo(result.prometheus)
 
 
 @local.command("down")

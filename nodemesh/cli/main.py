@@ -8,11 +8,13 @@ from __future__ import annotations
 import click
 
 from nodemesh.cli.context import Ctx
+from nodemesh.cli.dashboard_cmd import dashboard
 from nodemesh.cli.demo_cmd import demo
 from nodemesh.cli.local_cmds import local
 from nodemesh.cli.mesh_cmds import ca, certs, status
 from nodemesh.cli.objects import apply, delete, get
 from nodemesh.cli.pod_cmds import exec_, logs
+from nodemesh.cli.trace_cmds import trace
 from nodemesh.cli.waypoint_cmds import waypoint
 from nodemesh.local.state import DEFAULT_CLUSTER
 
@@ -34,6 +36,8 @@ def cli(click_ctx: click.Context, cluster: str) -> None:
 
 for command in (local, apply, delete, get, exec_, logs, demo, status, ca, certs, waypoint):
     cli.add_command(command)
+cli.add_command(dashboard)
+cli.add_command(trace)
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ from nodemesh.local.addressing import (
 )
 from nodemesh.local.credentials import create_node_tokens
 from nodemesh.local.launch import ETC_NETNS
+from nodemesh.local.prometheus import INSTALL_HINT, find_binary
+from nodemesh.local.prometheus import system_manifest as prometheus_manifest
+from nodemesh.local.prometheus_config import PORT as PROMETHEUS_PORT
 from nodemesh.local.runtime import load_plan
 from nodemesh.local.state import StateDir, list_clusters, read_json, write_json_atomic
 from nodemesh.local.store import Store
@@ -53,14 +56,30 @@ class UpResult:
     plan: ClusterPlan
     created: bool  # False: it was already up (or only the runtime was restarted)
     note: str
+    prometheus: str = ""  # where Prometheus listens, or why there is none
 
 
-def up(state: StateDir, nodes: int) -> UpResult:
+def up(state: StateDir, nodes: int, prometheus: bool = True) -> UpResult:
+    """Create (or repair) the cluster and its system pods; Prometheus too unless told not to."""
+    result = _up(state, nodes, prometheus)
+    return UpResult(result.plan, result.created, result.note, _prometheus_note(state, prometheus))
+
+
+def _prometheus_note(state: StateDir, wanted: bool) -> str:
+    if not wanted:
+        return "Prometheus: not started (--no-prometheus); 'meshctl dashboard' starts it"
+    if find_binary() is None:
+        return f"Prometheus: not installed, so not started; {INSTALL_HINT}"
+    node = load_plan(state).nodes[0]
+    return f"Prometheus: http://{node.address}:{PROMETHEUS_PORT} (in netns {node.netns})"
+
+
+def _up(state: StateDir, nodes: int, prometheus: bool) -> UpResult:
     check_cluster_name(state.cluster)
     if state.exists():
         plan = load_plan(state)
         if state.daemon_pid():
-            install_system(state, plan)
+            install_system(state, plan, prometheus=prometheus)
             return UpResult(plan, False, f"cluster {state.cluster!r} is already up")
         missing = [
             n for n in [plan.hub_netns, *(x.netns for x in plan.nodes)] if not netns.netns_exists(n)
@@ -72,7 +91,7 @@ def up(state: StateDir, nodes: int) -> UpResult:
             )
         bpffs.ensure(BPF_PIN_ROOT)
         start_runtime(state)
-        install_system(state, plan)
+        install_system(state, plan, prometheus=prometheus)
         return UpResult(plan, False, f"cluster {state.cluster!r} was up; restarted its runtime")
     leftovers = netns.list_netns(cluster_netns_prefix(state.cluster))
     if leftovers:
@@ -94,13 +113,22 @@ def up(state: StateDir, nodes: int) -> UpResult:
     # restarted agent re-adopts them. An agent mounting it itself would hide it from the host.
     bpffs.ensure(BPF_PIN_ROOT)
     start_runtime(state)
-    install_system(state, plan)
+    install_system(state, plan, prometheus=prometheus)
     return UpResult(plan, True, f"cluster {state.cluster!r} is up with {nodes} nodes")
 
 
-def install_system(state: StateDir, plan: ClusterPlan, timeout: float = 60.0) -> None:
-    """Apply the mesh's own components (idempotent) and wait until the controller is ready."""
-    manifests = parse_documents(system_manifest(state, plan), "<nodemesh-system>")
+def install_system(
+    state: StateDir, plan: ClusterPlan, timeout: float = 60.0, prometheus: bool = True
+) -> None:
+    """Apply the mesh's own components (idempotent) and wait until the controller is ready.
+
+    Prometheus is one of them when asked for and installed; without it the mesh works the same.
+    """
+    text = system_manifest(state, plan)
+    extra = prometheus_manifest(state) if prometheus else None
+    if extra:
+        text += "---\n" + extra
+    manifests = parse_documents(text, "<nodemesh-system>")
     store = Store(state)
     store.apply(manifests)
     wake_runtime(state)

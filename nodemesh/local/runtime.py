@@ -38,6 +38,8 @@ from nodemesh.local.credentials import PodTokens
 from nodemesh.local.dns import ZoneSnapshot
 from nodemesh.local.dns_server import ClusterDnsServer
 from nodemesh.local.pods import Pod, PodRecord
+from nodemesh.local.prometheus_config import PrometheusPaths
+from nodemesh.local.prometheus_targets import scrape_targets
 from nodemesh.local.services import PodView, build_services, dns_records, kubeproxy_ports
 from nodemesh.local.state import StateDir, read_json, write_json_atomic
 from nodemesh.local.status import pending_status, pod_status
@@ -79,6 +81,7 @@ class Runtime:
         self._kp_scripts: dict[str, str] = {}
         self._observed = 0
         self._published: dict | None = None
+        self._targets: list | None = None
 
     # -- task and wake helpers ------------------------------------------------------------------
     def spawn(self, coro, name: str) -> asyncio.Task:
@@ -291,6 +294,14 @@ class Runtime:
         if doc != self._published:
             write_json_atomic(self.state.status_file, doc)
             self._published = doc
+            self._publish_targets(doc["pods"])
+
+    def _publish_targets(self, pods: list[dict]) -> None:
+        """Prometheus' file_sd targets (nodemesh.local.prometheus_targets), rewritten on change."""
+        targets = scrape_targets(pods)
+        if targets != self._targets:
+            write_json_atomic(PrometheusPaths.of(self.state.path).targets, targets)
+            self._targets = targets
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import time
 
 from nodemesh.local.addressing import ClusterPlan
 from nodemesh.local.admin_client import AdminError, get_json
+from nodemesh.local.prometheus_targets import COMPONENT_LABEL, scrape_annotations
 from nodemesh.local.runtime import load_plan
 from nodemesh.local.state import StateDir
 
@@ -28,6 +29,12 @@ ADMIN_PORT = 15010
 MTLS_PORT = 15012
 BOOTSTRAP_PORT = 15011
 METRICS_PORT = 15014
+AGENT_METRICS_PORT = 15020
+
+
+def _scrape(port: int) -> str:
+    """Prometheus' conventional scrape annotations, as a YAML flow mapping."""
+    return json.dumps(scrape_annotations(port))
 
 
 def controller_node(plan: ClusterPlan):
@@ -60,7 +67,8 @@ kind: Pod
 metadata:
   name: {AGENT}-{node.name}
   namespace: {SYSTEM_NAMESPACE}
-  labels: {{app: {AGENT}}}
+  labels: {{app: {AGENT}, {COMPONENT_LABEL}: agent}}
+  annotations: {_scrape(AGENT_METRICS_PORT)}
 spec:
   hostNetwork: true
   nodeName: {node.name}
@@ -96,7 +104,8 @@ kind: Pod
 metadata:
   name: {CONTROLLER}
   namespace: {SYSTEM_NAMESPACE}
-  labels: {{app: {CONTROLLER}}}
+  labels: {{app: {CONTROLLER}, {COMPONENT_LABEL}: controller}}
+  annotations: {_scrape(METRICS_PORT)}
 spec:
   hostNetwork: true
   nodeName: {node}

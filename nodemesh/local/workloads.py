@@ -4,6 +4,10 @@ The runtime calls `plan_pods` on every reconcile with the stored objects and the
 plan says which pods to start and which to stop. Deployments roll like Kubernetes' RollingUpdate:
 new pods (current template) are added up to `replicas + maxSurge`, and old pods are removed only
 while at least `replicas - maxUnavailable` pods stay ready. `Recreate` stops all old pods first.
+
+Scheduling spreads pods by how many each node runs, except add-ons (label `nodemesh.io/addon:
+"true"`, e.g. the local Prometheus): they are left out of the count so that turning one on or off
+never moves anyone's pods.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+
+ADDON_LABEL = "nodemesh.io/addon"
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ def plan_pods(
     plan = PodPlan()
     load = {n: 0 for n in nodes}
     for pod in running:
-        if not pod.terminating and pod.node in load:
+        if not pod.terminating and pod.node in load and not _is_addon(pod.labels):
             load[pod.node] += 1
     wanted_owners: set[str] = set()
     standalone: dict[tuple[str, str], dict] = {}
@@ -110,17 +116,23 @@ def _intent_hash(obj: dict) -> str:
     return spec_hash(obj["metadata"].get("labels") or {}, obj["spec"])
 
 
-def _schedule(spec: dict, load: dict[str, int]) -> tuple[str | None, str | None]:
+def _is_addon(labels: dict) -> bool:
+    return labels.get(ADDON_LABEL) == "true"
+
+
+def _schedule(
+    spec: dict, load: dict[str, int], addon: bool = False
+) -> tuple[str | None, str | None]:
     wanted = spec.get("nodeName")
     if wanted:
         if wanted not in load:
             return None, f"node {wanted!r} (spec.nodeName) does not exist in this cluster"
-        load[wanted] += 1
+        load[wanted] += 0 if addon else 1
         return wanted, None
     if not load:
         return None, "the cluster has no nodes"
     node = min(load, key=lambda n: (load[n], _node_order(n)))
-    load[node] += 1
+    load[node] += 0 if addon else 1
     return node, None
 
 
@@ -131,7 +143,7 @@ def _node_order(name: str) -> tuple[int, str]:
 
 def _intent(meta: dict, spec: dict, name: str, owner: str | None, load: dict) -> PodIntent:
     labels = dict(meta.get("labels") or {})
-    node, pending = _schedule(spec, load)
+    node, pending = _schedule(spec, load, _is_addon(labels))
     return PodIntent(
         name=name,
         namespace=meta["namespace"],
