@@ -1,7 +1,9 @@
 """What both ends of an HBONE connection share, without I/O: see ``protocol`` for the theory.
 
-The receive path (frame gate, then h2, then translation of h2's events into HBONE events), the
-tunnel byte path (send within the windows, acknowledge, end, reset) and the abuse counter. The
+The receive path (frame gate, then the DATA fast path or h2, then translation of h2's events
+into HBONE events), the tunnel byte path (send within the windows, acknowledge, end, reset) and
+the abuse counter. Plain DATA frames bypass h2's per-frame machinery both ways (``fastdata``);
+h2 still owns every window and stream state, so the two paths interleave freely. The
 two ends, ``HboneClientConnection`` and ``HboneServerConnection``, live in ``protocol``.
 """
 
@@ -20,6 +22,7 @@ import h2.settings
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
+from nodemesh.hbone import fastdata
 from nodemesh.hbone.events import (
     ConnectionClosed,
     Data,
@@ -95,7 +98,9 @@ class HboneConnection:
         if s.connection_window > _DEFAULT_WINDOW:  # the connection window has no SETTING
             conn.increment_flow_control_window(s.connection_window - _DEFAULT_WINDOW)
         self._h2 = conn
-        self._gate = FrameGate(server=not self._client, max_frame_size=s.max_frame_size)
+        self._gate = FrameGate(
+            server=not self._client, max_frame_size=s.max_frame_size, data_frames=True
+        )
         self._streams: dict[int, Stream] = {}
         self._behind_h2 = bytearray()  # frames h2 must not know we sent (a graceful GOAWAY)
         self._clock = clock
@@ -121,6 +126,10 @@ class HboneConnection:
             if isinstance(piece, GoAway):
                 events.extend(self._on_goaway(piece))
                 continue
+            if isinstance(piece, fastdata.DataFrameView):
+                if self._fast_data(piece, events):
+                    continue
+                piece = piece.raw
             try:
                 received = self._h2.receive_data(piece)
             except h2.exceptions.ProtocolError as error:  # h2 has queued its GOAWAY already
@@ -132,6 +141,16 @@ class HboneConnection:
             for event in received:
                 events.extend(self._translate(event))
         return events
+
+    def _fast_data(self, frame: fastdata.DataFrameView, events: list[Event]) -> bool:
+        """The DATA fast path; False when h2 must see the frame (see ``fastdata``)."""
+        if frame.stream_id not in self._streams:
+            return False  # h2 decides what data on a gone or unknown stream means
+        data = fastdata.receive(self._h2, frame)
+        if data is None:
+            return False
+        events.append(Data(frame.stream_id, data, len(data)))
+        return True
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer, in order; empty when there is nothing."""
@@ -146,9 +165,13 @@ class HboneConnection:
     def send(self, stream_id: int, data: bytes | bytearray | memoryview) -> int:
         """Frame as much of ``data`` as the windows allow; returns how much. Never buffers more."""
         self._live(stream_id, sending=True)
+        view = memoryview(data)
+        sent = fastdata.send(self._h2, stream_id, view)
+        if sent is not None:
+            return sent
         with caller_errors():
             n = min(len(data), self._h2.local_flow_control_window(stream_id))
-            view = memoryview(data)[:n]
+            view = view[:n]
             step = self._h2.max_outbound_frame_size
             for offset in range(0, n, step):
                 self._h2.send_data(stream_id, view[offset : offset + step])
@@ -162,8 +185,23 @@ class HboneConnection:
     def acknowledge(self, stream_id: int, flow_controlled_length: int) -> None:
         """The shell has passed on a Data event's bytes: let the peer send that much more."""
         if flow_controlled_length and not self.closed:
-            with caller_errors():
+            try:  # not caller_errors(): this runs per message, and a context manager costs µs
                 self._h2.acknowledge_received_data(flow_controlled_length, stream_id)
+            except h2.exceptions.ProtocolError as error:
+                raise LocalProtocolError(str(error) or type(error).__name__) from error
+
+    @property
+    def credit_batch(self) -> int:
+        """How many passed-on bytes a shell may gather before calling ``acknowledge``.
+
+        Acknowledging every small message costs more than relaying it, and h2 sends no
+        WINDOW_UPDATE before half a window is processed anyway. Held back across all streams,
+        this is at most 1/16 of the connection window, and at most 1/16 of a stream window per
+        stream, so the peer never stalls on it. The shell must still acknowledge what it holds
+        when the stream ends, or the connection window would shrink for good.
+        """
+        s = self.settings
+        return max(1, min(s.stream_window, s.connection_window // s.max_concurrent_streams) // 16)
 
     def end(self, stream_id: int) -> None:
         """Half-close: our side of the tunnel is done sending (the TCP FIN, carried over)."""

@@ -9,6 +9,11 @@ the input, and hands each GOAWAY to the protocol object as a ``GoAway`` value in
 A GOAWAY inside a header block (between HEADERS and its last CONTINUATION) is a protocol error;
 the gate lets that one through so that h2 reports it. Frames larger than we allow are refused
 here, from their header, instead of after h2 has buffered the whole body.
+
+With ``data_frames=True`` (HBONE's protocol object), a DATA frame whose header and body are both
+in the bytes at hand comes out as a ``DataFrameView`` (still a zero-copy slice), so the protocol
+object can try the DATA fast path (``fastdata``) before falling back to h2 with the same bytes.
+Off by default: other users of the gate (the waypoint's HTTP/2 codec) get bytes and GoAways only.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import hyperframe.frame
 from h2.errors import ErrorCodes
 
 from nodemesh.hbone.events import RemoteProtocolError
+from nodemesh.hbone.fastdata import DATA, DataFrameView
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 HEADER_LENGTH = 9
@@ -34,19 +40,23 @@ class GoAway:
     debug: bytes
 
 
+Piece = memoryview | bytes | GoAway | DataFrameView
+
+
 class FrameGate:
     """Splits inbound bytes into pass-through pieces for h2 and GoAway values, in order."""
 
-    def __init__(self, *, server: bool, max_frame_size: int) -> None:
+    def __init__(self, *, server: bool, max_frame_size: int, data_frames: bool = False) -> None:
         self._skip = len(PREFACE) if server else 0  # bytes to pass before the next frame header
         self._header = bytearray()  # a frame header cut by a read boundary
         self._goaway: bytearray | None = None  # body of a GOAWAY being collected
         self._goaway_left = 0
         self._in_header_block = False
         self._max_frame_size = max_frame_size
+        self._data_frames = data_frames  # hand whole DATA frames out as DataFrameView
 
-    def split(self, data: bytes | bytearray | memoryview) -> list[memoryview | bytes | GoAway]:
-        out: list[memoryview | bytes | GoAway] = []
+    def split(self, data: bytes | bytearray | memoryview) -> list[Piece]:
+        out: list[Piece] = []
         view = memoryview(data).cast("B")
         n, pos, run = len(view), 0, 0  # view[run:pos] is pass-through not yet emitted
         while pos < n:
@@ -75,6 +85,12 @@ class FrameGate:
                     self._header.clear()
                     if not self._enter(header):
                         out.append(header)
+            elif frame := self._whole_data_frame(view, pos):
+                if run < pos:
+                    out.append(view[run:pos])
+                out.append(frame)
+                pos += len(frame.raw)
+                run = pos
             elif self._enter(view[pos : pos + HEADER_LENGTH]):
                 if run < pos:
                     out.append(view[run:pos])
@@ -85,6 +101,16 @@ class FrameGate:
         if run < pos:
             out.append(view[run:pos])
         return out
+
+    def _whole_data_frame(self, view: memoryview, pos: int) -> DataFrameView | None:
+        """The DATA frame starting at ``pos`` if it is all in ``view`` (and may be), else None."""
+        if not self._data_frames or view[pos + 3] != DATA or self._in_header_block:
+            return None
+        end = pos + HEADER_LENGTH + int.from_bytes(view[pos : pos + 3], "big")
+        if end > len(view) or end - pos - HEADER_LENGTH > self._max_frame_size:
+            return None  # cut by the read boundary, or too large: the slow path decides
+        stream_id = int.from_bytes(view[pos + 5 : pos + 9], "big") & 0x7FFF_FFFF
+        return DataFrameView(stream_id, view[pos + 4], view[pos:end])
 
     def _enter(self, header: bytes | memoryview) -> bool:
         """Read one frame header; True if it starts a GOAWAY we take, else skip its body."""

@@ -165,14 +165,21 @@ class Capture:
                 "-s",
                 "0",
                 "-U",
+                # Hand each packet over at once: by default the kernel delivers them in blocks
+                # with a ~1 s timeout, and a capture stopped sooner shows nothing.
+                "--immediate-mode",
                 "tcp",
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
             errors="replace",
         )
-        time.sleep(0.5)
+        # Traffic sent before tcpdump has opened the interface is simply not seen: wait for it
+        # to say so (a fixed sleep lost the race on a loaded machine).
+        for line in self.proc.stderr:
+            if line.startswith("listening on"):
+                break
 
     def stop(self) -> str:
         time.sleep(0.3)

@@ -26,6 +26,7 @@ from nodemesh.hbone.events import (
     TunnelRequested,
     WindowOpened,
 )
+from nodemesh.hbone.fastdata import DataFrameView
 from nodemesh.hbone.gate import FrameGate, GoAway
 from nodemesh.hbone.headers import REASON_HEADER, format_authority, parse_authority, tunnel_headers
 from nodemesh.hbone.protocol import HboneClientConnection, HboneServerConnection, HboneSettings
@@ -388,6 +389,17 @@ def test_the_gate_passes_frames_through_and_takes_goaway_out():
         GoAway(5, 0, b"bye"),
         data,
     ]
+
+
+def test_the_gate_hands_out_whole_data_frames_when_asked():
+    gate = FrameGate(server=False, max_frame_size=1 << 14, data_frames=True)
+    data = DataFrame(1, data=b"abc").serialize()
+    goaway = GoAwayFrame(0, last_stream_id=5, error_code=0, additional_data=b"bye").serialize()
+    pieces = gate.split(data + goaway + data + data[:10])
+    whole = [p for p in pieces if isinstance(p, DataFrameView)]
+    assert [(p.stream_id, bytes(p.raw), bytes(p.payload)) for p in whole] == [(1, data, b"abc")] * 2
+    assert pieces[1] == GoAway(5, 0, b"bye")
+    assert bytes(pieces[3]) == data[:10]  # a cut frame passes through as bytes, for h2
 
 
 def test_a_goaway_inside_a_header_block_goes_to_h2_which_rejects_it():
