@@ -72,3 +72,15 @@ def missing_waypoint(namespace: str, name: str, identity: str) -> Waypoint:
         hbone_port=HBONE_PORT,
         exists=False,
     )
+
+
+def waypoint_identity(workload) -> str | None:
+    """The SPIFFE ID a pod's inbound traffic must come from when it has a waypoint, else None.
+
+    A waypoint runs as its own service account, named after it, in the pod's namespace; the
+    destination agent admits tunnels for such a pod only from that identity, and `meshctl trace`
+    explains the same rule."""
+    if not workload.waypoint:
+        return None
+    domain = workload.identity.split("/", 3)[2]  # spiffe://<trust domain>/ns/...
+    return f"spiffe://{domain}/ns/{workload.namespace}/sa/{workload.waypoint}"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.model import Workload
+from controller.model_waypoint import waypoint_identity
 from node_agent.pipe import pipe, reset
 from node_agent.policy import Connection, decide
 from node_agent.routing import Route, build_request
@@ -247,16 +248,6 @@ class PodDataplane:
                 decision=decision,
             )
         )
-
-
-def waypoint_identity(workload: Workload) -> str | None:
-    """The SPIFFE ID of the waypoint the pod's inbound traffic must come through, or None.
-
-    A waypoint runs as its own service account, named after it, in the pod's namespace."""
-    if not workload.waypoint:
-        return None
-    domain = workload.identity.split("/", 3)[2]  # spiffe://<trust domain>/ns/...
-    return f"spiffe://{domain}/ns/{workload.namespace}/sa/{workload.waypoint}"
 
 
 def _forwarded_for(headers: dict[str, str]) -> str | None:

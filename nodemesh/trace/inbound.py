@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.model import PeerWorkload
+from controller.model_waypoint import waypoint_identity
 from node_agent.policy import Connection, Decision, decide
 from nodemesh.trace.hops import Component, Hop, Verdict
 from nodemesh.trace.probe import TraceError
-from nodemesh.trace.views import MeshView, waypoint_identity
+from nodemesh.trace.views import MeshView
 
 
 @dataclass(frozen=True)

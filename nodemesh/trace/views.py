@@ -7,16 +7,13 @@ real way, resource by resource: `controller.scope` picks what a subscriber gets,
 the waypoint's `WaypointConfig` decodes and indexes it (a resource either would reject is missing
 here too). Views are built on first use and kept for the life of one `MeshView`, which explains
 against one snapshot only.
-
-`waypoint_identity` mirrors `node_agent.pod.waypoint_identity`: that module opens sockets, and
-this package stays sans-I/O, so the one-line rule is restated here (keep the two in step).
 """
 
 from __future__ import annotations
 
 from controller import scope
 from controller.distributor import ResourceCache, wanted_for
-from controller.model import MeshSnapshot, Workload
+from controller.model import MeshSnapshot
 from node_agent.policy import PolicyIndex
 from node_agent.state import AgentConfig, AgentState
 from waypoint.state import WaypointConfig, WaypointState
@@ -67,14 +64,3 @@ class MeshView:
                     config.apply(type_url, list(resources.values()), [])
             self._waypoints[key] = config.state
         return self._waypoints[key]
-
-
-def waypoint_identity(workload: Workload) -> str | None:
-    """The SPIFFE ID the pod's inbound traffic must come from when it has a waypoint, else None.
-
-    A waypoint runs as its own service account, named after it, in the pod's namespace (the
-    same rule as `node_agent.pod.waypoint_identity`, which this package cannot import)."""
-    if not workload.waypoint:
-        return None
-    domain = workload.identity.split("/", 3)[2]  # spiffe://<trust domain>/ns/...
-    return f"spiffe://{domain}/ns/{workload.namespace}/sa/{workload.waypoint}"

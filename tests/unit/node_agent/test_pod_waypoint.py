@@ -1,7 +1,7 @@
 """The destination agent's rule for pods behind a waypoint: HBONE only from that waypoint."""
 
 from controller.model import Workload
-from node_agent.pod import waypoint_identity
+from controller.model_waypoint import waypoint_identity
 
 
 def pod(waypoint: str, identity: str = "spiffe://example.org/ns/shop/sa/web") -> Workload:
