@@ -1,12 +1,12 @@
 """The waypoint's access log: one JSON object per finished request, Istio's JSON keys.
 
-Theory of operation. `access_log(record)` maps a `RequestRecord` to a flat dict and
-`access_log_line` renders it as one compact JSON line for the log sink. The keys are those of
-Istio's default JSON access log (Envoy's command operators behind them: `%START_TIME%`,
-`%RESPONSE_FLAGS%`, `%UPSTREAM_HOST%`, ...), so existing log pipelines and queries keep working;
-nodemesh adds the trace ids, the source and destination workloads and principals, the gRPC
-status and the retry count, and, for a denied request only, the policy that denied it, so a 403
-can be told from the application's own.
+Theory of operation. `access_log(record)` maps a `RequestRecord` to a flat dict (one literal, in
+a fixed key order) and `access_log_line` renders it as one compact JSON line for the log sink.
+The keys are those of Istio's default JSON access log (Envoy's command operators behind them:
+`%START_TIME%`, `%RESPONSE_FLAGS%`, `%UPSTREAM_HOST%`, ...), so existing log pipelines and queries
+keep working; nodemesh adds the trace ids, the source and destination workloads and principals,
+the gRPC status and the retry count, and, for a denied request only, the policy that denied it,
+so a 403 can be told from the application's own.
 
 As in Istio's JSON log, every key is always present, `null` when the value is unknown, so each
 line has the same shape and a query never has to ask whether a key exists. Units are Envoy's:
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nodemesh.telemetry import format_address, response_flags, rfc3339, workload_name
+from nodemesh.telemetry import format_address, rfc3339, workload_name
 from waypoint.record import RequestRecord, authz_decision
 
 
@@ -27,58 +27,11 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1_000_000) // 1000
 
 
-def _request_fields(r: RequestRecord) -> dict[str, Any]:
-    head = r.request
-    return {
-        "start_time": rfc3339(r.start_time),
-        "method": head.method,
-        "path": head.path,
-        "protocol": head.protocol,
-        "authority": head.authority,
-        "user_agent": head.header("user-agent"),
-        "x_forwarded_for": head.header("x-forwarded-for"),
-        "request_id": r.request_id or head.header("x-request-id"),
-        "bytes_received": r.request_body_bytes,
-        "downstream_remote_address": format_address(r.peer.address),
-        "downstream_local_address": format_address(r.peer.destination),
-    }
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # stateless; built once, not per line
 
 
-def _response_fields(r: RequestRecord) -> dict[str, Any]:
-    return {
-        "response_code": r.response_code,
-        "grpc_status": r.grpc_status,
-        "response_flags": response_flags(r.flags),
-        "bytes_sent": r.response_body_bytes,
-        "duration": _ms(r.duration),
-        "upstream_service_time": _ms(r.upstream_duration),
-    }
-
-
-def _upstream_fields(r: RequestRecord) -> dict[str, Any]:
-    address = r.upstream_address
-    return {
-        "upstream_host": format_address(address) if address is not None else None,
-        "upstream_cluster": r.upstream_cluster,
-        "route_name": r.route_name,
-        "retries": r.retries,
-    }
-
-
-def _mesh_fields(r: RequestRecord) -> dict[str, Any]:
-    src, dst = r.source, r.destination
-    return {
-        "trace_id": r.trace.trace_id if r.trace else None,
-        "span_id": r.trace.span_id if r.trace else None,
-        "source_workload": workload_name(src) if src is not None else None,
-        "source_namespace": src.namespace if src is not None else None,
-        "source_principal": r.peer.identity,
-        "destination_workload": workload_name(dst) if dst is not None else None,
-        "destination_namespace": dst.namespace if dst is not None else None,
-        "destination_principal": r.destination_principal,
-        "destination_service": r.service.hostname if r.service is not None else None,
-        "connection_security_policy": r.security_policy.value,
-    }
+def _address(address: tuple[str, int] | None) -> str | None:
+    return format_address(address) if address is not None else None
 
 
 def _denial_fields(r: RequestRecord) -> dict[str, Any]:
@@ -94,16 +47,50 @@ def _denial_fields(r: RequestRecord) -> dict[str, Any]:
 
 
 def access_log(r: RequestRecord) -> dict[str, Any]:
-    """The request's access log entry as a JSON-ready dict."""
-    return (
-        _request_fields(r)
-        | _response_fields(r)
-        | _upstream_fields(r)
-        | _mesh_fields(r)
-        | _denial_fields(r)
-    )
+    """The request's access log entry as a JSON-ready dict, keys in a fixed order.
+
+    One literal rather than a merge of per-group dicts: this runs once per request on the data
+    path, and the intermediate dicts and calls were a third of the line's cost.
+    """
+    head, src, dst, trace = r.request, r.source, r.destination, r.trace
+    entry = {
+        "start_time": rfc3339(r.start_time),
+        "method": head.method,
+        "path": head.path,
+        "protocol": head.protocol,
+        "authority": head.authority,
+        "user_agent": head.header("user-agent"),
+        "x_forwarded_for": head.header("x-forwarded-for"),
+        "request_id": r.request_id or head.header("x-request-id"),
+        "bytes_received": r.request_body_bytes,
+        "downstream_remote_address": format_address(r.peer.address),
+        "downstream_local_address": format_address(r.peer.destination),
+        "response_code": r.response_code,
+        "grpc_status": r.grpc_status,
+        "response_flags": r.flags_label,
+        "bytes_sent": r.response_body_bytes,
+        "duration": _ms(r.duration),
+        "upstream_service_time": _ms(r.upstream_duration),
+        "upstream_host": _address(r.upstream_address),
+        "upstream_cluster": r.upstream_cluster,
+        "route_name": r.route_name,
+        "retries": r.retries,
+        "trace_id": trace.trace_id if trace else None,
+        "span_id": trace.span_id if trace else None,
+        "source_workload": workload_name(src) if src is not None else None,
+        "source_namespace": src.namespace if src is not None else None,
+        "source_principal": r.peer.identity,
+        "destination_workload": workload_name(dst) if dst is not None else None,
+        "destination_namespace": dst.namespace if dst is not None else None,
+        "destination_principal": r.destination_principal,
+        "destination_service": r.service.hostname if r.service is not None else None,
+        "connection_security_policy": r.security_policy.value,
+    }
+    if r.authz is not None and not r.authz.allowed:
+        entry.update(_denial_fields(r))
+    return entry
 
 
 def access_log_line(r: RequestRecord) -> str:
     """One compact JSON line (no trailing newline), as the sink writes it."""
-    return json.dumps(access_log(r), separators=(",", ":"))
+    return _ENCODER.encode(access_log(r))

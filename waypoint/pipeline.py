@@ -32,20 +32,19 @@ from waypoint.authz import (
     authorize_request,
     deny_response,
     normalize_path,
-    normalize_target,
 )
 from waypoint.exchange import Downstream, Reply, text_reply
 from waypoint.grpc_local import grpc_shaped
 from waypoint.h1_upstream import UpstreamError, UpstreamPool, UpstreamResponse
 from waypoint.h2_pool import Upstreams
-from waypoint.messages import ResponseHead
+from waypoint.messages import RequestHead, ResponseHead
 from waypoint.observer import RequestObserver
 from waypoint.record import RequestRecord
 from waypoint.resilience.outcome import Failure, Outcome
 from waypoint.resilience.retry import RetryDenied, RetryPolicy
-from waypoint.routing import Forward, Pool, RoundRobin
+from waypoint.routing import Forward
 from waypoint.routing import Reply as RouteReply
-from waypoint.services import ServiceResilience, endpoints_for
+from waypoint.services import Backends
 from waypoint.state import WaypointConfig, WaypointState
 from waypoint.tracing import IdGenerator, Propagation, Propagator
 
@@ -89,8 +88,7 @@ class Proxy:
         self.upstream_for = upstream_for or (lambda protocol: pool)
         self.rng = rng or random.Random()
         self.propagator = Propagator(IdGenerator())
-        self.resilience: dict[str, ServiceResilience] = {}
-        self.balancers: dict[tuple[str, int], RoundRobin] = {}
+        self.backends = Backends(self.rng, lambda: asyncio.get_running_loop().time())
 
     async def handle(self, req: Downstream) -> Reply:
         loop = asyncio.get_running_loop()
@@ -125,12 +123,12 @@ class Proxy:
             trip.flags.add(ResponseFlag.DENY)
             status, headers, body = deny_response(decision)
             return Reply(ResponseHead(status=status, headers=headers), body=body)
-        head = replace(req.head, path=normalize_target(req.head.path))
+        _, mark, query = req.head.path.partition("?")  # normalize_target, without normalizing twice
+        head = _with_path(req.head, path + mark + query)
         table = state.routes.get(service.namespace, service.name, port) if state.routes else None
         client_ns = _namespace_of(req.peer.identity) if req.peer.identity else None
-        match = (
-            table.match(replace(head, path=path + _query(head.path)), client_ns) if table else None
-        )
+        routed = _with_path(head, path + _query(head.path))
+        match = table.match(routed, client_ns) if table else None
         if match is None:
             trip.flags.add(ResponseFlag.NO_ROUTE)
             return text_reply(404, f"no HTTPRoute rule of {service.key}:{port} matches")
@@ -146,7 +144,7 @@ class Proxy:
         if backend is None:
             trip.flags.add(ResponseFlag.NO_HEALTHY_UPSTREAM)
             return text_reply(500, f"backend Service {key} is unknown to this waypoint")
-        guard = self._resilience(backend, state)
+        guard = self.backends.resilience(backend, state)
         limited = guard.rate_limited()
         if limited is not None:
             trip.flags.add(ResponseFlag.RATE_LIMITED)
@@ -168,8 +166,7 @@ class Proxy:
 
     async def _attempts(self, trip, state, fwd: Forward, match, backend, guard) -> Reply:
         policy = RetryPolicy(guard.retry_config(match), self.rng)
-        eps = endpoints_for(state, backend, fwd.target.port)
-        balancer = self._balancer(backend, fwd.target.port, eps)
+        balancer = self.backends.balancer(state, backend, fwd.target.port)
         attempt, last, retry_lease = 0, None, None
         with guard.budget.start_request(), _released(lambda: retry_lease):
             while True:
@@ -264,27 +261,6 @@ class Proxy:
         what = "connect failure" if outcome.failure is Failure.CONNECT_FAILURE else "reset"
         return text_reply(503, f"upstream {what} ({trip.upstream[0]}:{trip.upstream[1]})")
 
-    # -- per-service state ---------------------------------------------------------------------
-    def _resilience(self, service: Service, state: WaypointState) -> ServiceResilience:
-        policy = state.traffic_policies.get(service.key)
-        held = self.resilience.get(service.key)
-        if held is None or held.policy != policy:
-            held = ServiceResilience(policy, self.rng, asyncio.get_running_loop().time)
-            self.resilience[service.key] = held
-        return held
-
-    def _balancer(self, service: Service, port: int, eps) -> RoundRobin:
-        guard = self.resilience[service.key]
-        key = (service.key, port)
-        held = self.balancers.get(key)
-        keys = tuple(e.key for e in eps)
-        if held is None or getattr(held, "_keys", None) != keys:
-            guard.outlier.set_endpoints(keys)
-            held = RoundRobin(Pool(eps, key=lambda e: e.key, health=guard.health))
-            held._keys = keys
-            self.balancers[key] = held
-        return held
-
     # -- telemetry -----------------------------------------------------------------------------
     def _observed(self, trip: Trip, reply: Reply) -> Reply:
         inner = reply.done
@@ -353,6 +329,12 @@ def _addressed(state: WaypointState, destination: tuple[str, int]) -> tuple[Serv
     ip, port = destination
     service = state.service_by_vip.get(ip)
     return service, port
+
+
+def _with_path(head: RequestHead, path: str) -> RequestHead:
+    """`head` with `path`; the same object when it already has it (the common case), since
+    dataclasses.replace costs as much as the rest of routing."""
+    return head if head.path == path else replace(head, path=path)
 
 
 def _query(target: str) -> str:

@@ -3,8 +3,9 @@
 The resilience primitives are per Service and per waypoint process (docs/traffic-policy.md): a
 token bucket, a fault injector, a retry budget and an outlier detector, built from the Service's
 TrafficPolicy and rebuilt only when that policy changes, so ejections and budgets survive
-unrelated config pushes. Endpoints are resolved from the snapshot per request (cheap) so a pod
-that became unready is never picked again after the push that says so.
+unrelated config pushes. Endpoints are resolved once per config snapshot and (Service, port), so
+a pod that became unready is never picked again after the push that says so, while requests in
+between pay a dict lookup instead of rebuilding the list (`Backends`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from waypoint.resilience.fault import FaultDecision, FaultInjector
 from waypoint.resilience.outlier import OutlierDetector
 from waypoint.resilience.ratelimit import TokenBucket
 from waypoint.resilience.retry import RetryBudget
+from waypoint.routing import Pool, RoundRobin
 from waypoint.state import WaypointState
 
 
@@ -105,3 +107,49 @@ class ServiceResilience:
 
     def fault(self) -> FaultDecision:
         return self.faults.decide() if self.faults else FaultDecision()
+
+
+class Backends:
+    """What the proxy keeps per backend Service between requests: resilience and balancers.
+
+    `resilience` is rebuilt only when the Service's TrafficPolicy changes (see the module
+    docstring). `balancer` resolves endpoints once per (snapshot, Service, port): the snapshot
+    is immutable and swapped whole on a push, so its identity says whether the cached list is
+    still right; a balancer (and its round-robin position) survives a push that leaves the
+    endpoint set unchanged.
+    """
+
+    def __init__(self, rng: random.Random, clock: Callable[[], float]) -> None:
+        self.rng, self.clock = rng, clock
+        self._resilience: dict[str, ServiceResilience] = {}
+        # (Service key, port) -> (snapshot, its endpoint keys, the guard it reports to, balancer)
+        self._balancers: dict[tuple[str, int], tuple[object, tuple, object, RoundRobin]] = {}
+
+    def resilience(self, service: Service, state: WaypointState) -> ServiceResilience:
+        policy = state.traffic_policies.get(service.key)
+        held = self._resilience.get(service.key)
+        if held is None or (held.policy is not policy and held.policy != policy):
+            held = ServiceResilience(policy, self.rng, self.clock)
+            self._resilience[service.key] = held
+        return held
+
+    def balancer(self, state: WaypointState, service: Service, port: int) -> RoundRobin:
+        """The balancer over `service`'s endpoints on `port`; call `resilience` first.
+
+        A new balancer when the endpoint set or the Service's resilience (its outlier
+        detector) changed; the same one, round-robin position kept, otherwise.
+        """
+        key = (service.key, port)
+        held = self._balancers.get(key)
+        if held is not None and held[0] is state:
+            return held[3]
+        guard = self._resilience[service.key]
+        eps = endpoints_for(state, service, port)
+        keys = tuple(e.key for e in eps)
+        if held is not None and held[1] == keys and held[2] is guard:
+            balancer = held[3]
+        else:
+            guard.outlier.set_endpoints(keys)
+            balancer = RoundRobin(Pool(eps, key=lambda e: e.key, health=guard.health))
+        self._balancers[key] = (state, keys, guard, balancer)
+        return balancer

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from nodemesh.telemetry import WorkloadLike, format_address, response_flags, workload_name
+from nodemesh.telemetry import WorkloadLike, format_address, workload_name
 from waypoint.record import RequestRecord, authz_decision
 
 DEFAULT_CAPACITY = 1024
@@ -92,7 +92,7 @@ def span_attributes(record: RequestRecord) -> dict[str, Attribute]:
         "http.flavor": head.protocol,
         "http.status_code": record.response_code,
         "nodemesh.request_protocol": record.protocol.value,
-        "nodemesh.response_flags": response_flags(record.flags),
+        "nodemesh.response_flags": record.flags_label,
         "nodemesh.retries": record.retries,
         "nodemesh.source.address": format_address(record.peer.address),
     }

@@ -64,7 +64,13 @@ class TcpStream:
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writer.write(data)
-        await self.writer.drain()
+        transport = self.writer.transport
+        # Nothing left in user space (the usual case: the kernel took it all) and the transport
+        # is open: drain() would return at once, so skip its two coroutine calls per write.
+        # A lost connection makes the transport closing, which takes the drain() path and
+        # raises there as before; a buffered tail waits for the peer (backpressure) as before.
+        if transport.get_write_buffer_size() or transport.is_closing():
+            await self.writer.drain()
 
     def write_eof(self) -> None:
         if self.writer.can_write_eof():

@@ -12,6 +12,13 @@ dashboards read a nodemesh waypoint unchanged:
 - Durations in milliseconds in Istio's buckets; sizes are head plus body (Envoy's total size)
   in Istio's decade buckets, 1 B to 1 GB.
 
+Label values are cheap to get again: the peer labels (20 of them, from the workloads, the Service
+and the principals) are memoized per (source, destination, Service, principals) object tuple,
+because a waypoint sees few distinct peers and deriving them (canonical names from pod labels)
+is most of the cost of counting a request; the memo holds the objects it was keyed on, so an
+id cannot be reused while its entry lives, and it is emptied when a new config push brings new
+objects (past `_PEER_MEMO_LIMIT` entries).
+
 Cardinality is bounded in two ways. First, every label value comes from a bounded set, never from
 what a client typed: workloads, Services and principals come from the mesh model and verified
 certificates (not from Host or paths); response_code is 100..599 or "0"; grpc_response_status is a
@@ -39,7 +46,6 @@ from nodemesh.telemetry import (
     UNKNOWN,
     Reporter,
     peer_labels,
-    response_flags,
 )
 from waypoint.record import RequestRecord
 
@@ -59,6 +65,7 @@ DURATION_BUCKETS_MS = (
 BYTES_BUCKETS = tuple(float(10**i) for i in range(10))  # 1 B .. 1 GB
 DEFAULT_MAX_LABEL_SETS = 10_000
 _PEER_COUNT = len(PEER_LABELS)
+_PEER_MEMO_LIMIT = 4096  # distinct peer tuples remembered; emptied when reached
 
 
 def response_code_label(code: int) -> str:
@@ -71,26 +78,55 @@ def grpc_status_label(status: int | None) -> str:
     return "" if status is None else str(status)
 
 
-def http_labels(r: RequestRecord) -> tuple[str, ...]:
-    """Values for HTTP_LABELS, in order, for one finished request."""
+def http_labels(r: RequestRecord, peers: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Values for HTTP_LABELS, in order, for one finished request.
+
+    `peers` are the record's peer labels when the caller already has them (see PeerLabelMemo).
+    """
     security = r.security_policy
-    peers = peer_labels(
+    if peers is None:
+        peers = _peer_labels(r)
+    return (
+        *peers,
+        r.protocol.value,
+        response_code_label(r.response_code),
+        grpc_status_label(r.grpc_status),
+        r.flags_label,
+        security.value,
+    )
+
+
+def _peer_labels(r: RequestRecord) -> tuple[str, ...]:
+    return peer_labels(
         Reporter.WAYPOINT,
-        security,
+        r.security_policy,
         r.source,
         r.destination,
         r.service,
         r.peer.identity,
         r.destination_principal,
     )
-    return (
-        *peers,
-        r.protocol.value,
-        response_code_label(r.response_code),
-        grpc_status_label(r.grpc_status),
-        response_flags(r.flags),
-        security.value,
-    )
+
+
+class PeerLabelMemo:
+    """The peer labels of a record, derived once per distinct (source, destination, Service,
+    principals); see the module docstring for why entries cannot go stale."""
+
+    def __init__(self, limit: int = _PEER_MEMO_LIMIT) -> None:
+        self.limit = limit
+        self._memo: dict[tuple, tuple[tuple, tuple[str, ...]]] = {}
+
+    def labels(self, r: RequestRecord) -> tuple[str, ...]:
+        held = (r.source, r.destination, r.service)
+        key = (*map(id, held), r.peer.identity, r.destination_principal)
+        found = self._memo.get(key)
+        if found is not None and all(a is b for a, b in zip(found[0], held, strict=True)):
+            return found[1]
+        if len(self._memo) >= self.limit:
+            self._memo.clear()
+        labels = _peer_labels(r)
+        self._memo[key] = (held, labels)
+        return labels
 
 
 def overflow_labels(labels: tuple[str, ...]) -> tuple[str, ...]:
@@ -140,10 +176,11 @@ class WaypointMetrics:
             registry=registry,
         )
         self._series: dict[tuple[str, ...], _Series] = {}
+        self._peers = PeerLabelMemo()
 
     def record(self, r: RequestRecord) -> None:
         """Count one finished request."""
-        series = self._series_for(http_labels(r))
+        series = self._series_for(http_labels(r, self._peers.labels(r)))
         series.requests.inc()
         series.duration.observe(r.duration * 1000.0)
         series.request_bytes.observe(r.request_bytes)

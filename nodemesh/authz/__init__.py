@@ -39,7 +39,7 @@ enforced by the waypoint (`index`), and no JWTs are validated (`attributes`).
 
 from nodemesh.authz.compile import CompiledPolicy, compile_policy, compile_rule
 from nodemesh.authz.decision import Decision, DecisionCode
-from nodemesh.authz.evaluate import Subject, evaluate
+from nodemesh.authz.evaluate import Subject, allowed_without_policy, evaluate
 from nodemesh.authz.facts import Facts, HttpFacts, parse_ip, principal_of
 from nodemesh.authz.index import Applicable, PolicyIndex
 from nodemesh.authz.paths import PathError, normalize_path, normalize_target
@@ -57,6 +57,7 @@ __all__ = [
     "PathError",
     "PolicyIndex",
     "Subject",
+    "allowed_without_policy",
     "compile_policy",
     "compile_rule",
     "evaluate",

@@ -19,6 +19,7 @@ and unsupported condition keys fail closed everywhere in the same way.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,8 +50,9 @@ def evaluate(applicable: Applicable, facts: Facts, subject: Subject) -> Decision
                 reason = _denied_by(rule, policy, facts)
                 return _deny(DecisionCode.DENIED_BY_DENY, policy, rule, audit, reason)
     if not applicable.allow:
-        reason = "allowed: no DENY policy matched and no ALLOW policy applies to "
-        reason += subject.destination
+        if not audit:
+            return allowed_without_policy(subject.destination)
+        reason = _NO_POLICY_REASON + subject.destination
         return Decision(True, "ALLOW", DecisionCode.ALLOWED_NO_POLICY, reason, audit=audit)
     for policy in applicable.allow:
         rule = _allows(policy, facts)
@@ -60,6 +62,21 @@ def evaluate(applicable: Applicable, facts: Facts, subject: Subject) -> Decision
             code = DecisionCode.ALLOWED_BY_POLICY
             return Decision(True, "ALLOW", code, reason, policy.key, rule.index, audit)
     return _no_allow_match(applicable.allow, facts, subject, audit)
+
+
+_NO_POLICY_REASON = "allowed: no DENY policy matched and no ALLOW policy applies to "
+
+
+@functools.lru_cache(maxsize=1024)
+def allowed_without_policy(destination: str) -> Decision:
+    """The verdict when nothing denies and no ALLOW policy applies to `destination`.
+
+    One shared (frozen) Decision per destination: a request to a Service no policy applies to
+    is the common case at a waypoint, and callers that know `Applicable.empty` can skip building
+    facts and evaluating altogether. The cache is bounded and holds only pure values.
+    """
+    reason = _NO_POLICY_REASON + destination
+    return Decision(True, "ALLOW", DecisionCode.ALLOWED_NO_POLICY, reason)
 
 
 def _allows(policy: CompiledPolicy, facts: Facts) -> CompiledRule | None:

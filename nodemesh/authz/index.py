@@ -58,6 +58,11 @@ class Applicable:
     allow: tuple[CompiledPolicy, ...]
     audit: tuple[CompiledPolicy, ...]
 
+    @property
+    def empty(self) -> bool:
+        """No policy applies: the verdict is allow, whatever the facts (see evaluate)."""
+        return not (self.deny or self.allow or self.audit)
+
     @classmethod
     def of(cls, policies: Iterable[CompiledPolicy]) -> Applicable:
         unique: dict[str, CompiledPolicy] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodemesh.authz import Decision, DecisionCode, Subject, evaluate
+from nodemesh.authz import Decision, DecisionCode, Subject, allowed_without_policy, evaluate
 from tests.unit.authz.policies import (
     ROOT,
     SUBJECT,
@@ -163,3 +163,17 @@ def test_a_matching_deny_always_wins(parts, facts):
     catch_all = policy("DENY", [to(methods=[facts.http.method])], name="zz", **on_gateway())
     decision = _at_waypoint(index(*policies, catch_all), facts)
     assert (decision.allowed, decision.code) == (False, Code.DENIED_BY_DENY)
+
+
+def test_no_policy_is_one_shared_verdict_equal_to_evaluating():
+    empty = index().at_waypoint("shop", "cart", "wp")
+    assert empty.empty
+    shared = allowed_without_policy(SUBJECT.destination)
+    assert shared == _at_waypoint(index(), request())
+    assert shared is allowed_without_policy(SUBJECT.destination)
+
+
+def test_an_audit_policy_alone_makes_the_applicable_set_non_empty():
+    idx = index(policy("AUDIT", [{}], name="audit-all", **on_service()))
+    assert not idx.at_waypoint("shop", "cart", "wp").empty
+    assert _at_waypoint(idx, request()).audit == ("shop/audit-all",)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import waypoint.authz as authz_module
 from controller.model import Service
 from nodemesh.authz import DecisionCode
 from tests.unit.authz.policies import (
@@ -192,3 +193,15 @@ def test_remote_ip_blocks_see_the_trusted_client():
     spoofed = head(headers=[(XFF, "203.0.113.7")])
     assert verdict(idx, spoofed).allowed
     assert not verdict(idx, spoofed, trusted_hops=1).allowed
+
+
+def test_no_applicable_policy_skips_the_facts_but_gives_the_same_verdict(monkeypatch):
+    def no_facts(*args, **kwargs):
+        raise AssertionError("facts were built although no policy applies")
+
+    monkeypatch.setattr(authz_module, "request_facts", no_facts)
+    decision = verdict(index(), head("DELETE", "/admin"))
+    assert (decision.allowed, decision.code) == (True, Code.ALLOWED_NO_POLICY)
+    assert decision.reason.endswith("no ALLOW policy applies to Service shop/cart")
+    with pytest.raises(AssertionError, match="facts were built"):
+        verdict(DENY_ADMIN, head("DELETE", "/admin"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 
-from nodemesh.telemetry import SecurityPolicy
+from nodemesh.telemetry import ResponseFlag, SecurityPolicy, response_flags
 from tests.unit.waypoint.records import T0, grpc_head, head, record
 from waypoint.messages import Peer, ResponseHead
 from waypoint.record import RequestProtocol, grpc_status, request_protocol
@@ -79,3 +81,24 @@ def test_derived_sizes_times_and_security():
     assert r.security_policy is SecurityPolicy.MUTUAL_TLS
     plaintext = record(peer=Peer(None, ("198.18.1.2", 1), ("198.18.128.20", 80)))
     assert plaintext.security_policy is SecurityPolicy.NONE
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        frozenset(),
+        frozenset({ResponseFlag.NONE}),
+        frozenset({ResponseFlag.UPSTREAM_TIMEOUT, ResponseFlag.RETRY_LIMIT_EXCEEDED}),
+        frozenset({ResponseFlag.DENY}),
+    ],
+)
+def test_flags_label_is_envoys_spelling(flags):
+    assert record(flags=flags).flags_label == response_flags(flags)
+
+
+def test_derived_facts_are_computed_once_and_the_record_stays_frozen():
+    r = record(request=grpc_head(), response=ResponseHead(200, (("grpc-status", "5"),)))
+    assert (r.protocol, r.grpc_status) == (RequestProtocol.GRPC, 5)
+    assert r.__dict__["grpc_status"] == 5  # kept after the first read
+    with pytest.raises(FrozenInstanceError):
+        r.flags = frozenset()  # type: ignore[misc]

@@ -7,6 +7,8 @@ names, labels and buckets are written out here rather than imported from the mod
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,6 +18,7 @@ from tests.unit.waypoint.records import CART_ID, WEB_ID, grpc_head, record
 from waypoint.messages import Peer, ResponseHead
 from waypoint.telemetry import (
     HTTP_LABELS,
+    PeerLabelMemo,
     WaypointMetrics,
     http_labels,
     response_code_label,
@@ -207,3 +210,34 @@ def test_label_sets_past_the_limit_fold_into_unknown_peers(registry):
 def test_limit_must_be_positive(registry):
     with pytest.raises(ValueError, match="max_label_sets"):
         WaypointMetrics(registry, max_label_sets=0)
+
+
+def test_peer_label_memo_agrees_with_deriving_the_labels():
+    memo = PeerLabelMemo()
+    r = record()
+    assert memo.labels(r) == http_labels(r)[:20]
+    assert (
+        memo.labels(record(peer=Peer(None, ("198.18.1.2", 1), ("198.18.128.20", 80))))
+        == (http_labels(record(peer=Peer(None, ("198.18.1.2", 1), ("198.18.128.20", 80))))[:20])
+    )
+
+
+def test_peer_label_memo_never_answers_for_another_object():
+    """An entry is keyed on ids but checked by identity, so an equal-id impostor misses."""
+    memo = PeerLabelMemo()
+    first = record()
+    memo.labels(first)
+    renamed = replace(first.service, hostname="other.shop.svc.cluster.local")
+    labels = memo.labels(record(service=renamed))
+    assert labels[HTTP_LABELS.index("destination_service")] == "other.shop.svc.cluster.local"
+
+
+def test_peer_label_memo_is_bounded():
+    memo = PeerLabelMemo(limit=2)
+    for port in range(5):
+        memo.labels(
+            record(
+                peer=Peer(f"spiffe://cluster.local/ns/a/sa/{port}", ("1.1.1.1", 1), ("2.2.2.2", 2))
+            )
+        )
+    assert len(memo._memo) <= 2
