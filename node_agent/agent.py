@@ -30,6 +30,9 @@ from node_agent.state import AgentConfig
 from node_agent.telemetry import AgentMetrics, ConnectionTable
 from nodemesh import admin, bpffs, controlplane
 from nodemesh.controlplane import KeyAndCert
+from nodemesh.flows import FlowRing
+from nodemesh.flows.agent import AgentFlows
+from nodemesh.flows_admin import flows_route
 from nodemesh.xds.stream import ConfigStream
 
 log = logging.getLogger("nodemesh.agent")
@@ -84,7 +87,9 @@ class NodeAgent:
         self._metrics_server = None
         self.registry = CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
-        self.connections = ConnectionTable(self.metrics, access_log)
+        self.flows = FlowRing()  # flow events of this node's connections: /debug/flows
+        hooks = AgentFlows(settings.node, self.flows)
+        self.connections = ConnectionTable(self.metrics, access_log, hooks=hooks)
 
     # -- config ---------------------------------------------------------------------------------
     def _on_config(self, type_url, upserts, removals) -> dict:
@@ -177,6 +182,7 @@ class NodeAgent:
                 ],
             },
             "/debug/connections": lambda q: self.connections.snapshot(),
+            "/debug/flows": flows_route(self.flows),  # long-poll: ?since=N&limit=M&wait=S
             "/debug/config": lambda q: {
                 "generation": self.config.generation,
                 "stream": {t: c.state() for t, c in self._stream.clients.items()},

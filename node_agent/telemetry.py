@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -144,11 +144,21 @@ class ConnectionRecord:
         return Reporter.SOURCE if self.direction is Direction.OUTBOUND else Reporter.DESTINATION
 
 
+class ConnectionHooks(Protocol):
+    """Told of each connection as it opens (fate decided) and as it closes (outcome known)."""
+
+    def opened(self, record: ConnectionRecord) -> None: ...
+
+    def closed(self, record: ConnectionRecord) -> None: ...
+
+
 class ConnectionTable:
     """Open connections (the admin endpoint's /debug/connections) and their accounting.
 
     `log_sink` receives one JSON line per closed connection. `wall` and `monotonic` are clocks,
-    injectable so tests get exact timestamps and durations.
+    injectable so tests get exact timestamps and durations. `hooks`, when given, is told of
+    every open and close (after the record is filled in), so other outputs such as flow events
+    (nodemesh.flows.agent) read the same record instead of keeping their own.
     """
 
     def __init__(
@@ -158,9 +168,11 @@ class ConnectionTable:
         *,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        hooks: ConnectionHooks | None = None,
     ) -> None:
         self.metrics = metrics
         self._log = log_sink
+        self._hooks = hooks
         self._wall, self._monotonic = wall, monotonic
         self._open: dict[int, ConnectionRecord] = {}
         self._cache: dict[tuple, _Series] = {}
@@ -188,6 +200,8 @@ class ConnectionTable:
         if record.decision is not None:
             self.metrics.count_decision(record.decision)
         self._open[record.id] = record
+        if self._hooks is not None:
+            self._hooks.opened(record)
         return record
 
     def decide(self, record: ConnectionRecord, decision: Decision) -> None:
@@ -237,6 +251,8 @@ class ConnectionTable:
         self.metrics.active_connections.labels(record.direction.value).dec()
         duration_ms = int((self._monotonic() - record._started) * 1000)
         self._log(json.dumps(access_log(record, duration_ms), separators=(",", ":")))
+        if self._hooks is not None:
+            self._hooks.closed(record)
 
     def __len__(self) -> int:
         return len(self._open)

@@ -1,6 +1,7 @@
 """The controller's admin endpoint: read-only JSON over HTTP/1.1 on localhost.
 
-Routes are functions returning JSON-able data; nothing here changes configuration (DESIGN:
+Routes are functions returning JSON-able data, or an awaitable of it (a long-poll such as
+`/debug/flows` waits for news before answering); nothing here changes configuration (DESIGN:
 nothing a pod can reach changes configuration, and this listener is bound to 127.0.0.1 only).
 HTTP framing is h11's (sans-I/O); this module only moves bytes between it and the socket.
 """
@@ -8,6 +9,7 @@ HTTP framing is h11's (sans-I/O); this module only moves bytes between it and th
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import Callable
@@ -37,7 +39,7 @@ class AdminServer:
         try:
             request = await self._request(conn, reader)
             if request is not None:
-                status, body = self._dispatch(request)
+                status, body = await self._dispatch(request)
                 writer.write(
                     conn.send(
                         h11.Response(
@@ -65,7 +67,7 @@ class AdminServer:
                 continue
             return event if isinstance(event, h11.Request) else None
 
-    def _dispatch(self, request: h11.Request) -> tuple[int, bytes]:
+    async def _dispatch(self, request: h11.Request) -> tuple[int, bytes]:
         if request.method != b"GET":
             return 405, b'{"error": "the admin endpoint is read-only: GET only"}\n'
         url = urlsplit(request.target.decode())
@@ -75,6 +77,8 @@ class AdminServer:
             return 404, json.dumps({"error": f"no route {url.path}", "routes": known}).encode()
         try:
             data = route(parse_qs(url.query))
+            if inspect.isawaitable(data):
+                data = await data
         except KeyError as exc:
             return 404, json.dumps({"error": f"not found: {exc}"}).encode()
         except RouteStatus as answer:

@@ -24,16 +24,18 @@ from prometheus_client import CollectorRegistry, start_http_server
 from controller import scope
 from nodemesh import admin, controlplane
 from nodemesh.controlplane import KeyAndCert
+from nodemesh.flows import FlowRing
+from nodemesh.flows_admin import flows_route
 from nodemesh.hbone.client import HbonePool
 from nodemesh.hbone.headers import tunnel_headers
 from nodemesh.hbone.server import HboneServer
 from nodemesh.identity import SpiffeId
 from nodemesh.xds.stream import ConfigStream
+from waypoint.flows import FlowObserver
 from waypoint.h1_upstream import UpstreamPool
 from waypoint.h2_pool import Http2Pool, by_protocol
 from waypoint.h2_session import http2_server
 from waypoint.inbound import Inbound
-from waypoint.observer import RequestObserver
 from waypoint.pipeline import Proxy
 from waypoint.spans import SpanRecorder
 from waypoint.state import WaypointConfig
@@ -73,7 +75,14 @@ class Waypoint:
         self.config = WaypointConfig(settings.trust_domain)
         self.registry = CollectorRegistry()
         self.spans = SpanRecorder()
-        self.observer = RequestObserver(WaypointMetrics(self.registry), access_log, self.spans)
+        self.flows = FlowRing()  # one event per request: /debug/flows
+        self.observer = FlowObserver(
+            WaypointMetrics(self.registry),
+            access_log,
+            self.spans,
+            ring=self.flows,
+            waypoint=f"{settings.namespace}/{settings.name}",
+        )
         self.identity: KeyAndCert | None = None
         self.stopping = False
         self._tasks: list[asyncio.Task] = []
@@ -235,4 +244,5 @@ class Waypoint:
                 "notAfter": self.identity.not_after if self.identity else None,
             },
             "/debug/spans": lambda q: [span.to_dict() for span in self.spans.spans()],
+            "/debug/flows": flows_route(self.flows),  # long-poll: ?since=N&limit=M&wait=S
         }

@@ -1,12 +1,16 @@
-"""`meshctl trace FROM TO --explain`: a connection's path, hop by hop, from the current config.
+"""`meshctl trace`: a connection's path from the config (`--explain`), or live flow events.
 
-Thin on purpose: read the local cluster's objects the way the controller does
-(`LocalRegistry.objects`: the store plus the runtime's pods), hand them to
-`nodemesh.trace.explain`, print the `Trace`. The live probe (sending real traffic and reading
-flow events) will reuse the same `Trace` rendering; until it exists, `--explain` is required.
+Thin on purpose. `meshctl trace FROM TO --explain` reads the local cluster's objects the way the
+controller does (`LocalRegistry.objects`: the store plus the runtime's pods), hands them to
+`nodemesh.trace.explain` and prints the `Trace`. `meshctl trace --follow` / `--last N` read
+the flow events every agent and waypoint records (`nodemesh.flows_local` visits each admin
+endpoint; `nodemesh.flows` merges and filters), one line or one JSON object per event. The live
+probe (sending real traffic and reading its events back as a `Trace`) is not built yet.
 """
 
 from __future__ import annotations
+
+import json
 
 import click
 
@@ -14,15 +18,19 @@ from controller.model import DEFAULT_TRUST_DOMAIN
 from controller.registry_local import LocalRegistry
 from nodemesh.cli.context import Ctx, pass_ctx, user_errors
 from nodemesh.cli.output import emit
+from nodemesh.flows import FlowFilter, FlowFilterError, Follower, line, merge, tail
+from nodemesh.flows_local import rounds
 from nodemesh.local import cluster
 from nodemesh.trace import HttpProbe, Probe, TraceError, explain, parse_header, render
 
+FOLLOW_INTERVAL = 0.5  # seconds between polls: live requests show within a second
+
 
 @click.command("trace")
-@click.argument("source", metavar="FROM")
-@click.argument("target", metavar="TO")
+@click.argument("source", metavar="FROM", required=False)
+@click.argument("target", metavar="TO", required=False)
 @click.option(
-    "-n", "--namespace", default="default", show_default=True, help="Namespace of FROM/TO."
+    "-n", "--namespace", help="Namespace of FROM/TO (default: default); with --follow, of either."
 )
 @click.option(
     "--port", type=click.IntRange(1, 65535), help="Destination port (TO's only one if unset)."
@@ -39,21 +47,68 @@ from nodemesh.trace import HttpProbe, Probe, TraceError, explain, parse_header, 
     is_flag=True,
     help="Work the path out from configuration; send nothing.",
 )
+@click.option("--follow", is_flag=True, help="Print flow events as they happen, until Ctrl-C.")
+@click.option("--last", type=click.IntRange(0), help="Print the last N flow events (then exit).")
+@click.option("--from", "from_", metavar="POD", help="Events from this pod (with --follow/--last).")
+@click.option("--to", metavar="POD|SVC", help="Events to this pod or Service.")
+@click.option(
+    "--verdict", type=click.Choice(["FORWARDED", "DENIED", "ERROR"], case_sensitive=False)
+)
+@click.option(
+    "--http-status", metavar="N", help="Events with this HTTP status (403) or class (5xx)."
+)
 @click.option("--trust-domain", default=DEFAULT_TRUST_DOMAIN, show_default=True)
 @click.option("-o", "--output", type=click.Choice(["json", "yaml"]))
 @pass_ctx
-def trace(ctx: Ctx, source, target, namespace, port, http, headers, explain_, trust_domain, output):
-    """The path of a connection from pod FROM to TO (a pod, a Service or an IP), hop by hop."""
+def trace(
+    ctx: Ctx,
+    source,
+    target,
+    namespace,
+    port,
+    http,
+    headers,
+    explain_,
+    trust_domain,
+    output,
+    follow,
+    last,
+    from_,
+    to,
+    verdict,
+    http_status,
+):
+    """The path of a connection from pod FROM to TO (a pod, a Service or an IP), hop by hop;
+    or, with --follow / --last N, the mesh's flow events as agents and waypoints record them."""
+    if follow or last is not None:
+        if source or target or explain_:
+            raise click.UsageError("--follow/--last take --from/--to filters, not FROM TO")
+        if output == "yaml":
+            raise click.UsageError("flow events print as text or JSON lines: use -o json")
+        try:
+            flt = FlowFilter.parse(
+                source=from_,
+                destination=to,
+                namespace=namespace,
+                verdict=verdict,
+                http_status=http_status,
+            )
+        except FlowFilterError as exc:
+            raise click.UsageError(str(exc)) from exc
+        _flows(ctx, flt, follow=follow, last=last, as_json=output == "json")
+        return
+    if not source or not target:
+        raise click.UsageError("give FROM and TO (with --explain), or use --follow / --last N")
     if not explain_:
         raise click.ClickException(
             "the live probe is not available yet; add --explain to work the path out from the "
-            "current configuration without sending traffic"
+            "current configuration without sending traffic, or watch real traffic with --follow"
         )
     with user_errors():
         cluster.read_status(ctx.state)  # a clear error when there is no cluster
         objects = LocalRegistry(ctx.state.path).objects()
     try:
-        probe = Probe(source, target, namespace, port, _http(http, headers))
+        probe = Probe(source, target, namespace or "default", port, _http(http, headers))
         result = explain(objects, probe, trust_domain=trust_domain)
     except TraceError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -61,6 +116,37 @@ def trace(ctx: Ctx, source, target, namespace, port, http, headers, explain_, tr
         emit(result.to_dict(), output)
     else:
         click.echo(render(result))
+
+
+def _flows(ctx: Ctx, flt: FlowFilter, *, follow: bool, last: int | None, as_json: bool) -> None:
+    """Poll every agent and waypoint; print what passes the filter; stop on Ctrl-C."""
+    with user_errors():
+        cluster.read_status(ctx.state)
+    follower = Follower(history=last is not None)
+    reported: dict[str, int] = {}
+    try:
+        for i, batches in enumerate(rounds(ctx.state, follower, FOLLOW_INTERVAL)):
+            events = merge(batches, flt)
+            if i == 0 and last is not None:
+                events = tail(events, last)
+            for event in events:
+                click.echo(json.dumps(event.to_dict(), sort_keys=True) if as_json else line(event))
+            _report_missed(follower, reported)
+            if not follow:
+                return
+    except KeyboardInterrupt:
+        return
+
+
+def _report_missed(follower: Follower, reported: dict[str, int]) -> None:
+    for name, missed in follower.missed.items():
+        if missed > reported.get(name, 0):
+            click.echo(
+                f"warning: {name} overwrote {missed - reported.get(name, 0)} events before they "
+                "were read; narrow the filters or follow from closer to the source",
+                err=True,
+            )
+            reported[name] = missed
 
 
 def _http(http: tuple[str, str] | None, headers: tuple[str, ...]) -> HttpProbe | None:
