@@ -30,12 +30,14 @@ from node_agent.telemetry import (
     SecurityPolicy,
 )
 from nodemesh.controlplane import KeyAndCert
+from nodemesh.hbone import baggage
 from nodemesh.hbone.client import HbonePool
 from nodemesh.hbone.headers import parse_authority, tunnel_headers
 from nodemesh.hbone.server import HboneServer, TunnelRequest
 from nodemesh.hbone.tunnel import TaskSet, TunnelRefusedError
 from nodemesh.identity import SpiffeId
 from nodemesh.local.netns import socket_in_netns
+from nodemesh.telemetry import canonical_revision, canonical_service
 
 log = logging.getLogger("nodemesh.agent.pod")
 OUTBOUND_PORT, INBOUND_PORT, HBONE_PORT = 15001, 15006, 15008
@@ -61,6 +63,14 @@ class PodDataplane:
         self.netns = workload.netns
         self.ip = workload.addresses[0]
         self.tasks = TaskSet(f"pod/{workload.namespace}/{workload.name}")
+        # Who this pod is, for a waypoint's telemetry (it knows only the Services it serves).
+        self.baggage = baggage.encode(
+            workload.namespace,
+            workload.name,
+            workload.owner,
+            canonical_service(workload),
+            canonical_revision(workload),
+        )
         self.pool = HbonePool(identity, socket_factory=self._socket)
         self.hbone = HboneServer(identity, self._on_tunnel)
         self.outbound_sock = self._listener("127.0.0.1", OUTBOUND_PORT)
@@ -137,7 +147,7 @@ class PodDataplane:
                     req.tunnel_to,
                     SpiffeId.parse(req.expected_identity),
                     f"{req.authority[0]}:{req.authority[1]}",
-                    tunnel_headers(self.ip),
+                    tunnel_headers(self.ip, baggage=self.baggage),
                 )
                 sent, received = await tunnel.splice(reader, writer)
             elif req.route is Route.PASSTHROUGH:

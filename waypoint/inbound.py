@@ -70,6 +70,7 @@ class Inbound:
             identity=str(request.peer_identity),
             address=(_forwarded_for(request.headers) or request.peer_address[0], 0),
             destination=(ip, port),
+            extra={"baggage": request.headers.get("baggage", "")},
         )
         stream = TunnelStream(request.accept())
         await self.serve(stream, peer, (ip, port))

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 from controller.model import PeerWorkload, Service
+from nodemesh.hbone import baggage
 from nodemesh.identity import SpiffeId
 from nodemesh.telemetry import ResponseFlag
 from waypoint.authz import (
@@ -265,7 +266,9 @@ class Proxy:
     def _observed(self, trip: Trip, reply: Reply) -> Reply:
         inner = reply.done
         state = self.config.state
-        source = state.peer_by_address.get(trip.req.peer.address[0])
+        source = state.peer_by_address.get(trip.req.peer.address[0]) or _baggage_source(
+            trip.req.peer
+        )
 
         def done(sent: int, error: BaseException | None) -> None:
             inner(sent, error)
@@ -323,6 +326,12 @@ class _released:
 def _namespace_of(identity: str) -> str:
     """The namespace of a SPIFFE ID (memoized: a waypoint sees few distinct clients)."""
     return SpiffeId.parse(identity).namespace
+
+
+def _baggage_source(peer) -> baggage.SourceWorkload | None:
+    """The client workload as its agent described it, if its certificate agrees on the namespace."""
+    namespace = _namespace_of(peer.identity) if peer.identity else None
+    return baggage.decode(peer.extra.get("baggage"), namespace)
 
 
 def _addressed(state: WaypointState, destination: tuple[str, int]) -> tuple[Service | None, int]:

@@ -39,13 +39,18 @@ def format_authority(ip: str, port: int) -> str:
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
-def tunnel_headers(source_ip: str, traceparent: str | None = None) -> dict[str, str]:
-    """The headers ztunnel puts on a CONNECT: who the original client was, and the trace."""
+def tunnel_headers(
+    source_ip: str, traceparent: str | None = None, baggage: str | None = None
+) -> dict[str, str]:
+    """The headers ztunnel puts on a CONNECT: who the original client was, the trace, and the
+    client workload's metadata for a waypoint's telemetry (`nodemesh.hbone.baggage`)."""
     address = ipaddress.ip_address(source_ip)
     forwarded = f'for="[{address}]"' if address.version == 6 else f"for={address}"
     headers = {"forwarded": forwarded}
     if traceparent:
         headers["traceparent"] = traceparent
+    if baggage:
+        headers["baggage"] = baggage
     return headers
 
 

@@ -206,8 +206,11 @@ def test_routes_policies_and_telemetry_through_a_real_waypoint(local_cluster, tm
     assert status(cluster, "-H", "x-evil: yes", "http://web/public") == 403
     sent += 3
 
-    # istio_requests_total{reporter="waypoint"} counts exactly the requests sent.
+    # istio_requests_total{reporter="waypoint"} counts exactly the requests sent, and names the
+    # client workload (from its agent's CONNECT baggage) and the backend it reached.
     assert waypoint_requests(cluster) - before == sent
+    named = '(?=.*source_workload="client")(?=.*source_workload_namespace="shop")'
+    assert waypoint_requests(cluster, named + '(?=.*destination_workload="web-v1")') >= 840
 
 
 SLOW_SERVER = textwrap.dedent("""\
