@@ -33,6 +33,7 @@ from nodemesh.controlplane import KeyAndCert
 from nodemesh.flows import FlowRing
 from nodemesh.flows.agent import AgentFlows
 from nodemesh.flows_admin import flows_route
+from nodemesh.tasks import TaskSet
 from nodemesh.xds.stream import ConfigStream
 
 log = logging.getLogger("nodemesh.agent")
@@ -81,7 +82,7 @@ class NodeAgent:
         self._policies = PolicyIndex.build([], trust_domain=settings.trust_domain)
         self._changed = asyncio.Event()
         self._stream = ConfigStream(f"agent~{settings.node}", scope.TYPE_URLS, self._on_config)
-        self._tasks: list[asyncio.Task] = []
+        self._tasks = TaskSet(f"agent/{settings.node}")
         self._admin = None
         self._channel = None
         self._metrics_server = None
@@ -127,23 +128,16 @@ class NodeAgent:
         self._channel = controlplane.mtls_channel(
             f"{s.controller}:{s.mtls_port}", self.node_identity
         )
-        self._tasks.append(
-            asyncio.ensure_future(
-                self._stream.run(
-                    lambda: controlplane.mtls_channel(
-                        f"{s.controller}:{s.mtls_port}", self.node_identity
-                    )
-                )
-            )
-        )
-        self._tasks.append(asyncio.ensure_future(self._reconcile_loop()))
-        self._tasks.append(asyncio.ensure_future(self._renew_loop()))
+        address = f"{s.controller}:{s.mtls_port}"
+        config = self._stream.run(lambda: controlplane.mtls_channel(address, self.node_identity))
+        self._tasks.spawn(config, "config-stream")
+        self._tasks.spawn(self._reconcile_loop(), "reconcile")
+        self._tasks.spawn(self._renew_loop(), "renew")
 
     async def stop(self, *, detach: bool = True) -> None:
         """Graceful: drain every pod's tunnels, then remove capture (detach=False keeps it)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.cancel()
+        await self._tasks.wait()
         await asyncio.gather(*(p.stop() for p in self.pods.values()), return_exceptions=True)
         if self.capture is not None:
             self.capture.close(detach=detach)

@@ -34,9 +34,10 @@ from nodemesh.hbone import baggage
 from nodemesh.hbone.client import HbonePool
 from nodemesh.hbone.headers import parse_authority, tunnel_headers
 from nodemesh.hbone.server import HboneServer, TunnelRequest
-from nodemesh.hbone.tunnel import TaskSet, TunnelRefusedError
+from nodemesh.hbone.tunnel import TunnelRefusedError
 from nodemesh.identity import SpiffeId
 from nodemesh.local.netns import socket_in_netns
+from nodemesh.tasks import TaskSet
 from nodemesh.telemetry import canonical_revision, canonical_service
 
 log = logging.getLogger("nodemesh.agent.pod")

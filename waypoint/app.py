@@ -30,6 +30,7 @@ from nodemesh.hbone.client import HbonePool
 from nodemesh.hbone.headers import tunnel_headers
 from nodemesh.hbone.server import HboneServer
 from nodemesh.identity import SpiffeId
+from nodemesh.tasks import TaskSet
 from nodemesh.xds.stream import ConfigStream
 from waypoint.flows import FlowObserver
 from waypoint.h1_upstream import UpstreamPool
@@ -85,7 +86,7 @@ class Waypoint:
         )
         self.identity: KeyAndCert | None = None
         self.stopping = False
-        self._tasks: list[asyncio.Task] = []
+        self._tasks = TaskSet(f"waypoint/{settings.namespace}/{settings.name}")
         self._closers: list = []
         self._stream = ConfigStream(
             f"waypoint~{settings.namespace}~{settings.name}",
@@ -143,18 +144,14 @@ class Waypoint:
         if s.metrics_port >= 0:
             self._metrics_server, _ = start_http_server(s.metrics_port, registry=self.registry)
         address = f"{s.controller}:{s.mtls_port}"
-        self._tasks.append(
-            asyncio.ensure_future(
-                self._stream.run(lambda: controlplane.mtls_channel(address, self.identity))
-            )
-        )
-        self._tasks.append(asyncio.ensure_future(self._renew_loop()))
+        config = self._stream.run(lambda: controlplane.mtls_channel(address, self.identity))
+        self._tasks.spawn(config, "config-stream")
+        self._tasks.spawn(self._renew_loop(), "renew")
 
     async def stop(self, grace: float = 10.0) -> None:
         self.stopping = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.cancel()
+        await self._tasks.wait()
         await self.hbone.shutdown(grace)
         await self.hbone_pool.close(grace)
         self.h2_upstreams.close()

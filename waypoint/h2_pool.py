@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from nodemesh.hbone.tunnel import TaskSet
+from nodemesh.tasks import TaskSet
 from waypoint import http2
 from waypoint.h1_upstream import Connector, Http1Upstream, UpstreamError, UpstreamPool
 from waypoint.h2_upstream import Endpoint, H2Exchange, Http2Upstream, NotHttp2

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from h2.errors import ErrorCodes
 
-from nodemesh.hbone.tunnel import TaskSet
+from nodemesh.tasks import TaskSet
 from waypoint import http2
 from waypoint.exchange import Downstream, Reply
 from waypoint.h1_session import MAX_BUFFERED_BODY

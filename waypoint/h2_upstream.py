@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator
 
 from h2.errors import ErrorCodes
 
-from nodemesh.hbone.tunnel import TaskSet
+from nodemesh.tasks import TaskSet
 from waypoint import http2
 from waypoint.h1_upstream import UpstreamError, UpstreamResponse
 from waypoint.h2_wire import H2Wire

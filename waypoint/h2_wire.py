@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from nodemesh.hbone.tunnel import TaskSet
+from nodemesh.tasks import TaskSet
 from waypoint.http2.connection import Http2Connection
 from waypoint.streams import ByteStream
 

@@ -29,8 +29,9 @@ from nodemesh.hbone import events as ev
 from nodemesh.hbone.events import HboneError
 from nodemesh.hbone.protocol import HboneClientConnection, HboneSettings
 from nodemesh.hbone.tls import PeerIdentityError, client_context, reload_identity
-from nodemesh.hbone.tunnel import HboneConnectionShell, TaskSet, Tunnel, TunnelResetError
+from nodemesh.hbone.tunnel import HboneConnectionShell, Tunnel, TunnelResetError
 from nodemesh.identity import SpiffeId, identity_of_certificate
+from nodemesh.tasks import TaskSet
 
 log = logging.getLogger("nodemesh.hbone.client")
 

@@ -25,8 +25,9 @@ from nodemesh.controlplane import KeyAndCert
 from nodemesh.hbone import events as ev
 from nodemesh.hbone.protocol import HboneServerConnection, HboneSettings
 from nodemesh.hbone.tls import reload_identity, server_context
-from nodemesh.hbone.tunnel import HboneConnectionShell, TaskSet, Tunnel, TunnelResetError
+from nodemesh.hbone.tunnel import HboneConnectionShell, Tunnel, TunnelResetError
 from nodemesh.identity import SpiffeId
+from nodemesh.tasks import TaskSet
 
 log = logging.getLogger("nodemesh.hbone.server")
 

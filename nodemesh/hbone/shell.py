@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from h2.errors import ErrorCodes
 
@@ -24,6 +23,7 @@ from nodemesh.hbone.events import HboneError, RemoteProtocolError
 from nodemesh.hbone.protocol import HboneClientConnection, HboneServerConnection
 from nodemesh.hbone.tls import PeerIdentityError, check_alpn, peer_identity
 from nodemesh.identity import SpiffeId
+from nodemesh.tasks import TaskSet
 
 if TYPE_CHECKING:
     from nodemesh.hbone.tunnel import Tunnel
@@ -48,32 +48,6 @@ class TunnelResetError(HboneError):
     def __init__(self, message: str, error_code: int = ErrorCodes.CANCEL, remote: bool = True):
         super().__init__(message)
         self.error_code, self.remote = int(error_code), remote
-
-
-class TaskSet:
-    """The only way this package starts tasks: keep a reference until done, log failures."""
-
-    def __init__(self, owner: str) -> None:
-        self._owner = owner
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(
-        self, coro: Coroutine[Any, Any, Any], name: str, *, awaited: bool = False
-    ) -> asyncio.Task[Any]:
-        """``awaited``: the caller collects the result, so a failure is its to report."""
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self._owner}/{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if not awaited:
-            task.add_done_callback(_log_failure)
-        return task
-
-    async def finish(self, timeout: float) -> None:
-        """Give running tasks ``timeout`` seconds to end on their own, then cancel the rest."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
-        for task in list(self._tasks):
-            task.cancel()
 
 
 class HboneConnectionShell(asyncio.BufferedProtocol):
@@ -232,11 +206,6 @@ class HboneConnectionShell(asyncio.BufferedProtocol):
 
     def _on_lost(self) -> None:
         pass
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        log.error("task %s failed: %s", task.get_name(), error, exc_info=error)
 
 
 def code_name(code: int) -> str:

@@ -27,7 +27,6 @@ from nodemesh.hbone.events import HboneError, LocalProtocolError
 from nodemesh.hbone.local import LOCAL_CHUNK, LOCAL_HIGH_WATER, LocalPump, abort_with_rst
 from nodemesh.hbone.shell import (
     HboneConnectionShell,
-    TaskSet,
     TunnelRefusedError,
     TunnelResetError,
     code_name,
@@ -38,7 +37,6 @@ __all__ = [
     "LOCAL_CHUNK",
     "LOCAL_HIGH_WATER",
     "HboneConnectionShell",
-    "TaskSet",
     "Tunnel",
     "TunnelRefusedError",
     "TunnelResetError",

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodemesh.local.dns import PLAIN_UDP_PAYLOAD, Rcode, Response, ZoneSnapshot, respond
+from nodemesh.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ClusterDnsServer:
         self._zone = zone
         self._tcp_idle_timeout = tcp_idle_timeout
         self._max_tcp_connections = max_tcp_connections
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("dns")
         self._connections: set[asyncio.StreamWriter] = set()
         self._closed = False
         self.stats = DnsStats()
@@ -97,12 +98,11 @@ class ClusterDnsServer:
     def close(self) -> None:
         """Stop every loop and accepted connection; the handed-in sockets stay the caller's."""
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
 
     async def wait_closed(self) -> None:
         """Wait until the tasks stopped by :meth:`close` have finished their cleanup."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()
 
     # --- one message --------------------------------------------------------------------------
 
@@ -220,15 +220,7 @@ class ClusterDnsServer:
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """The only way this module starts a task: keep a reference until it is done."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("DNS: task %s failed", task.get_name(), exc_info=task.exception())
+        return self._tasks.spawn(coro, name)
 
 
 async def _pause_after(exc: OSError, doing: str, sock: socket.socket) -> None:

@@ -45,6 +45,7 @@ from nodemesh.local.state import StateDir, read_json, write_json_atomic
 from nodemesh.local.status import pending_status, pod_status
 from nodemesh.local.store import Store
 from nodemesh.local.workloads import RunningPod, plan_pods
+from nodemesh.tasks import TaskSet
 
 log = logging.getLogger("nodemesh.runtime")
 POLL_SECONDS = 1.0
@@ -75,7 +76,7 @@ class Runtime:
         self.dns = ClusterDnsServer(ZoneSnapshot.build([], []))
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet("runtime")
         self._pending: list = []
         self._services: list = []
         self._kp_scripts: dict[str, str] = {}
@@ -86,15 +87,7 @@ class Runtime:
     # -- task and wake helpers ------------------------------------------------------------------
     def spawn(self, coro, name: str) -> asyncio.Task:
         """Create a task and keep a reference until it finishes (no fire-and-forget)."""
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+        return self._tasks.spawn(coro, name)
 
     def wake(self) -> None:
         self._wake.set()
@@ -127,9 +120,8 @@ class Runtime:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stops, SHUTDOWN_GRACE)  # whatever is left, `down` kills
         self.dns.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.cancel()
+        await self._tasks.wait()
         self._publish(ready=False)
 
     def _start_dns(self) -> None:

@@ -14,7 +14,8 @@ from h2.errors import ErrorCodes
 
 from nodemesh.hbone import events as ev
 from nodemesh.hbone.local import LocalPump, splice
-from nodemesh.hbone.tunnel import TaskSet, Tunnel, TunnelResetError
+from nodemesh.hbone.tunnel import Tunnel, TunnelResetError
+from nodemesh.tasks import TaskSet
 
 
 class FakeProto:

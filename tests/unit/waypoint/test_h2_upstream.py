@@ -13,7 +13,7 @@ from hyperframe.frame import GoAwayFrame
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodemesh.hbone.tunnel import TaskSet
+from nodemesh.tasks import TaskSet
 from tests.unit.waypoint.h2_peers import RawPeer, run, stream_pair
 from waypoint.h1_upstream import UpstreamError
 from waypoint.h2_upstream import Http2Upstream, NotHttp2, settings_first

@@ -8,7 +8,7 @@ import h2.events
 import pytest
 from h2.settings import SettingCodes
 
-from nodemesh.hbone.tunnel import TaskSet
+from nodemesh.tasks import TaskSet
 from tests.unit.waypoint.h2_peers import GET, RawPeer, run, stream_pair
 from waypoint.h2_wire import H2Wire
 from waypoint.http2 import RequestReceived, ServerConnection, StreamClosedError, WindowOpened
