@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from nodemesh.cli.waypoint_ops import enrolled_namespace, gateway_manifest, wait_ready
 from nodemesh.local import cluster
 from nodemesh.local.launch import launch_argv
 from nodemesh.local.state import StateDir
@@ -21,6 +23,7 @@ from nodemesh.local.wait import wait_for
 from nodemesh.manifests.load import load_paths
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "hello"
+L7_EXAMPLES = EXAMPLES.parent / "hello-l7"
 REQUESTS = 8
 MAX_REQUESTS = 40
 
@@ -81,10 +84,42 @@ def run_demo(state: StateDir, say: Callable[[str], None], nodes: int = 2) -> Non
         "node, by Service name."
     )
     say_mesh(state, client_node, say)
+    say_waypoint(state, client, say)
     say(
-        "   Explore: meshctl get pods -A -o wide | meshctl status | meshctl certs --node node1 | "
-        "meshctl exec client -n demo -- curl -s hello | meshctl local down"
+        "   Explore: meshctl get pods -A -o wide | meshctl waypoint list -n demo | "
+        "meshctl trace client hello -n demo --http GET /admin --explain | meshctl dashboard | "
+        "meshctl local down"
     )
+
+
+def say_waypoint(state: StateDir, client: dict, say: Callable[[str], None]) -> None:
+    """A waypoint for the namespace, an L7 policy, and what it does to two requests."""
+    say(
+        "6. L7: 'meshctl waypoint apply -n demo --enroll-namespace' gives the namespace a "
+        "waypoint (an HTTP proxy with its own identity), and an AuthorizationPolicy refuses /admin:"
+    )
+    store = Store(state)
+    store.apply([enrolled_namespace(store.objects(), "demo", "waypoint")])
+    store.apply([gateway_manifest("demo", "waypoint")])
+    store.apply(load_paths([str(L7_EXAMPLES)]))
+    cluster.wake_runtime(state)
+    reason = wait_ready(lambda: cluster.read_status(state), "demo", "waypoint", 90)
+    if reason is not None:
+        raise DemoError(f"the demo waypoint is not ready: {reason}")
+    refused = _until_refused(client)
+    allowed = curl_in_pod(client, "http://hello.demo/")
+    say(f"   GET /       → {allowed}")
+    say(f"   GET /admin  → {refused}")
+
+
+def _until_refused(client: dict, timeout: float = 30.0) -> str:
+    """The /admin answer once the policy has reached the waypoint (a push takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = curl_in_pod(client, "http://hello.demo/admin")
+        if "RBAC" in out or time.monotonic() > deadline:
+            return out
+        time.sleep(0.3)
 
 
 def say_mesh(state: StateDir, node: str, say: Callable[[str], None]) -> None:
