@@ -4,8 +4,9 @@ Thin on purpose. `meshctl trace FROM TO --explain` reads the local cluster's obj
 controller does (`LocalRegistry.objects`: the store plus the runtime's pods), hands them to
 `nodemesh.trace.explain` and prints the `Trace`. `meshctl trace --follow` / `--last N` read
 the flow events every agent and waypoint records (`nodemesh.flows_local` visits each admin
-endpoint; `nodemesh.flows` merges and filters), one line or one JSON object per event. The live
-probe (sending real traffic and reading its events back as a `Trace`) is not built yet.
+endpoint; `nodemesh.flows` merges and filters), one line or one JSON object per event. Without
+`--explain`, `meshctl trace FROM TO` sends a real probe from FROM's pod and prints the hops its
+flow events show (`nodemesh.trace.live`), in the same form as `--explain`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,18 @@ import click
 
 from controller.model import DEFAULT_TRUST_DOMAIN
 from controller.registry_local import LocalRegistry
+from controller.translate import translate
 from nodemesh.cli.context import Ctx, pass_ctx, user_errors
 from nodemesh.cli.output import emit
+from nodemesh.cli.pod_cmds import find_pod, pick_container
 from nodemesh.flows import FlowFilter, FlowFilterError, Follower, line, merge, tail
 from nodemesh.flows_local import rounds
 from nodemesh.local import cluster
-from nodemesh.trace import HttpProbe, Probe, TraceError, explain, parse_header, render
+from nodemesh.trace import HttpProbe, Probe, Trace, TraceError, explain, parse_header, render
+from nodemesh.trace.live import LivePlan, live_trace
+from nodemesh.trace.live_local import LocalFlows, PodRunner
+from nodemesh.trace.live_probe import ProbeOutputError, new_marks
+from nodemesh.trace.probe import resolve_target, source_workload
 
 FOLLOW_INTERVAL = 0.5  # seconds between polls: live requests show within a second
 
@@ -98,24 +105,35 @@ def trace(
         _flows(ctx, flt, follow=follow, last=last, as_json=output == "json")
         return
     if not source or not target:
-        raise click.UsageError("give FROM and TO (with --explain), or use --follow / --last N")
-    if not explain_:
-        raise click.ClickException(
-            "the live probe is not available yet; add --explain to work the path out from the "
-            "current configuration without sending traffic, or watch real traffic with --follow"
+        raise click.UsageError(
+            "give FROM and TO (optionally --explain), or use --follow / --last N"
         )
     with user_errors():
         cluster.read_status(ctx.state)  # a clear error when there is no cluster
         objects = LocalRegistry(ctx.state.path).objects()
     try:
         probe = Probe(source, target, namespace or "default", port, _http(http, headers))
-        result = explain(objects, probe, trust_domain=trust_domain)
-    except TraceError as exc:
+        if explain_:
+            result = explain(objects, probe, trust_domain=trust_domain)
+        else:
+            result = _live(ctx, objects, probe, trust_domain)
+    except (TraceError, ProbeOutputError) as exc:
         raise click.ClickException(str(exc)) from exc
     if output:
         emit(result.to_dict(), output)
     else:
         click.echo(render(result))
+
+
+def _live(ctx: Ctx, objects: list[dict], probe: Probe, trust_domain: str) -> Trace:
+    """Send the probe from FROM's pod and read its path back from the flow events."""
+    snapshot = translate(objects, trust_domain=trust_domain).snapshot
+    workload = source_workload(snapshot, probe)
+    target = resolve_target(snapshot, objects, probe)
+    pod = find_pod(ctx, workload.name, workload.namespace)
+    runner = PodRunner(pod["sandbox"], pick_container(pod, None), workload.name)
+    plan = LivePlan(workload.namespace, workload.name, target, probe.http, new_marks())
+    return live_trace(plan, run=runner, flows=LocalFlows(ctx.state))
 
 
 def _flows(ctx: Ctx, flt: FlowFilter, *, follow: bool, last: int | None, as_json: bool) -> None:

@@ -83,7 +83,6 @@ def test_http_and_headers_reach_the_waypoint(cluster):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("client", "web", "-n", "shop"), "add --explain"),
         (("client", "nothing", "-n", "shop", "--explain"), "no running pod or Service"),
         (("client", "web", "-n", "shop", "--explain", "-H", "bad"), "is not 'name: value'"),
         (("client", "web", "-n", "shop", "--explain", "--http", "GET", "x"), "must start with"),
