@@ -151,10 +151,13 @@ def test_each_agent_gets_its_scope_and_follows_changes(tmp_path):
                 pod("web-c", "node2", "198.18.2.3"),
             ],
         )
+        # Each type is its own delta stream (as in Envoy's xDS): the Service's new endpoint may
+        # land a moment after the PeerWorkload, so wait for all three.
         await until(
             lambda: (
                 "uid-web-c" in a2.names(scope.WORKLOAD)
                 and "uid-web-c" in a1.names(scope.PEER_WORKLOAD)
+                and len(a1.held[(scope.SERVICE, "shop/web")].endpoints) == 3
             )
         )
         svc = a1.held[(scope.SERVICE, "shop/web")]
