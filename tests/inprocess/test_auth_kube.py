@@ -12,7 +12,8 @@ import pytest
 
 from controller.auth import AuthError
 from controller.auth_kube import TokenReviewAuthenticator
-from tests.inprocess.kube_fake import TOKEN_REVIEWS, FakeApiServer, recording
+from tests.inprocess.kube_fake import FakeApiServer, recording
+from tests.inprocess.token_review_fixtures import Clock, review_server, reviews_sent
 
 REVIEWS = {
     "agent-token": "tokenreview-node.json",
@@ -21,23 +22,9 @@ REVIEWS = {
 }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def server():
-    fake = FakeApiServer().start()
-    for token, name in REVIEWS.items():
-        fake.set_token_review(token, recording(name))
-    try:
-        yield fake
-    finally:
-        fake.stop()
+    yield from review_server(REVIEWS)
 
 
 @pytest.fixture
@@ -54,8 +41,7 @@ def authenticator(server, clock):
         api.close()
 
 
-def reviews(server: FakeApiServer) -> list[dict]:
-    return [r.body for r in server.requests if r.method == "POST" and r.path == TOKEN_REVIEWS]
+reviews = reviews_sent
 
 
 def test_an_agent_token_bound_to_its_pod_names_the_node(server, authenticator):

@@ -12,7 +12,8 @@ import pytest
 
 from controller.auth import AuthError, WorkloadPrincipal
 from controller.auth_kube import NODE_NAME_EXTRA, ServiceAccountTokenReviewAuthenticator
-from tests.inprocess.kube_fake import TOKEN_REVIEWS, FakeApiServer, recording
+from tests.inprocess.kube_fake import FakeApiServer, recording
+from tests.inprocess.token_review_fixtures import Clock, review_server, reviews_sent
 
 REVIEWS = {
     "web-pod-token": "tokenreview-other-sa.json",
@@ -24,23 +25,9 @@ WEB = WorkloadPrincipal(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def server():
-    fake = FakeApiServer().start()
-    for token, name in REVIEWS.items():
-        fake.set_token_review(token, recording(name))
-    try:
-        yield fake
-    finally:
-        fake.stop()
+    yield from review_server(REVIEWS)
 
 
 @pytest.fixture
@@ -57,8 +44,7 @@ def authenticator(server, clock):
         api.close()
 
 
-def reviews(server: FakeApiServer) -> list[dict]:
-    return [r.body for r in server.requests if r.method == "POST" and r.path == TOKEN_REVIEWS]
+reviews = reviews_sent
 
 
 def review_with(server: FakeApiServer, token: str, change) -> None:
