@@ -28,7 +28,7 @@ from controller.model import (
     Workload,
 )
 from controller.model_waypoint import unknown_waypoint
-from controller.resources import ResourceError, from_resource
+from controller.resources_held import HeldResources
 from nodemesh.xds.resources import XdsResource
 
 
@@ -120,28 +120,18 @@ class AgentConfig:
 
     def __init__(self) -> None:
         self.state = AgentState()
-        self._held: dict[str, dict[str, object]] = {t: {} for t in _KINDS}
+        self._held = HeldResources(_KINDS, "this agent")
         self.generation = 0
 
     def apply(self, type_url: str, upserts: list[XdsResource], removals: list[str]) -> dict:
         """Apply one response of one type; return {name: reason} for the resources refused."""
-        held = self._held.get(type_url)
-        if held is None:
-            return {r.name: f"this agent does not use {type_url}" for r in upserts}
-        rejected: dict[str, str] = {}
-        staged = dict(held)
-        for res in upserts:
-            try:
-                staged[res.name] = from_resource(type_url, res.payload, res.name)
-            except ResourceError as exc:
-                rejected[res.name] = str(exc)  # keep the last good version of this one
-        for name in removals:
-            staged.pop(name, None)
-        self._held[type_url] = staged
+        rejected = self._held.apply(type_url, upserts, removals)
+        if rejected is None:
+            return self._held.unused(type_url, upserts)
         self._rebuild()
         return rejected
 
     def _rebuild(self) -> None:
-        parts = {attr: self._held[t].values() for t, attr in _KINDS.items()}
+        parts = {attr: self._held.values(t) for t, attr in _KINDS.items()}
         self.state = AgentState.build(**parts)
         self.generation += 1

@@ -21,7 +21,7 @@ from types import MappingProxyType
 
 from controller import scope
 from controller.model import AuthorizationPolicy, HttpRoute, PeerWorkload, Service, TrafficPolicy
-from controller.resources import ResourceError, from_resource
+from controller.resources_held import HeldResources
 from nodemesh.authz import PolicyIndex
 from nodemesh.xds.resources import XdsResource
 from waypoint.resilience.config import TrafficPolicyConfig, traffic_policy_from_spec
@@ -102,32 +102,23 @@ class WaypointConfig:
     def __init__(self, trust_domain: str = "cluster.local") -> None:
         self.trust_domain = trust_domain
         self.state = WaypointState()
-        self._held: dict[str, dict[str, object]] = {t: {} for t in _KINDS}
+        self._held = HeldResources(_KINDS, "a waypoint")
         self.generation = 0
 
     def apply(self, type_url: str, upserts: list[XdsResource], removals: list[str]) -> dict:
         """Apply one response of one type; return {name: reason} for the resources refused."""
-        held = self._held.get(type_url)
-        if held is None:
-            return {r.name: f"a waypoint does not use {type_url}" for r in upserts}
-        rejected: dict[str, str] = {}
-        staged = dict(held)
-        for res in upserts:
-            try:
-                staged[res.name] = from_resource(type_url, res.payload, res.name)
-            except ResourceError as exc:
-                rejected[res.name] = str(exc)
-        for name in removals:
-            staged.pop(name, None)
-        self._held[type_url] = staged
+        rejected = self._held.apply(type_url, upserts, removals)
+        if rejected is None:
+            return self._held.unused(type_url, upserts)
         self.state = self._build()
-        if type_url == scope.HTTP_ROUTE:
-            for name, reason in self.state.route_errors.items():
-                if name in {r.name for r in upserts}:
-                    rejected[name] = reason
+        if type_url == scope.HTTP_ROUTE:  # a route that decodes may still not compile
+            received = {r.name for r in upserts}
+            rejected.update(
+                (name, why) for name, why in self.state.route_errors.items() if name in received
+            )
         self.generation += 1
         return rejected
 
     def _build(self) -> WaypointState:
-        parts = {attr: list(self._held[t].values()) for t, attr in _KINDS.items()}
+        parts = {attr: self._held.values(t) for t, attr in _KINDS.items()}
         return WaypointState.build(**parts, trust_domain=self.trust_domain)
