@@ -20,8 +20,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
-from h2.settings import SettingCodes
 
+from nodemesh.h2setup import new_h2
 from nodemesh.hbone import fastdata
 from nodemesh.hbone.events import (
     ConnectionClosed,
@@ -35,8 +35,6 @@ from nodemesh.hbone.events import (
 )
 from nodemesh.hbone.gate import FrameGate, GoAway
 from nodemesh.hbone.headers import MAX_REASON, header_value
-
-_DEFAULT_WINDOW = 65_535  # RFC 9113: every window starts here until SETTINGS / WINDOW_UPDATE
 
 
 @dataclass(frozen=True)
@@ -78,25 +76,14 @@ class HboneConnection:
         self, settings: HboneSettings | None = None, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.settings = s = settings or HboneSettings()
-        config = h2.config.H2Configuration(client_side=self._client, header_encoding=None)
-        conn = h2.connection.H2Connection(config)
-        # Set before the preface, so the first SETTINGS frame already carries them and they hold
-        # from the first byte we receive (a peer can only use them after reading our SETTINGS).
-        conn.local_settings = h2.settings.Settings(
-            client=self._client,
-            initial_values={
-                SettingCodes.ENABLE_PUSH: 0,
-                SettingCodes.MAX_CONCURRENT_STREAMS: s.max_concurrent_streams,
-                SettingCodes.INITIAL_WINDOW_SIZE: s.stream_window,
-                SettingCodes.MAX_FRAME_SIZE: s.max_frame_size,
-                SettingCodes.MAX_HEADER_LIST_SIZE: s.max_header_list_size,
-            },
+        conn = new_h2(
+            self._client,
+            max_concurrent_streams=s.max_concurrent_streams,
+            stream_window=s.stream_window,
+            connection_window=s.connection_window,
+            max_frame_size=s.max_frame_size,
+            max_header_list_size=s.max_header_list_size,
         )
-        conn.max_inbound_frame_size = s.max_frame_size
-        conn.decoder.max_header_list_size = s.max_header_list_size
-        conn.initiate_connection()
-        if s.connection_window > _DEFAULT_WINDOW:  # the connection window has no SETTING
-            conn.increment_flow_control_window(s.connection_window - _DEFAULT_WINDOW)
         self._h2 = conn
         self._gate = FrameGate(
             server=not self._client, max_frame_size=s.max_frame_size, data_frames=True

@@ -16,12 +16,10 @@ import h2.config
 import h2.connection
 import h2.exceptions
 import h2.settings
-from h2.settings import SettingCodes
 
+from nodemesh.h2setup import new_h2 as configured_h2
 from waypoint.http2.events import LocalProtocolError, StreamClosedError
 from waypoint.http2.limits import Http2Limits
-
-_DEFAULT_WINDOW = 65_535  # RFC 9113: every window starts here until SETTINGS / WINDOW_UPDATE
 
 
 @dataclass
@@ -45,27 +43,13 @@ def caller_errors() -> Iterator[None]:
 
 
 def new_h2(client: bool, limits: Http2Limits) -> h2.connection.H2Connection:
-    """An h2 connection with our settings in its first SETTINGS frame and the big windows."""
-    config = h2.config.H2Configuration(
-        client_side=client,
-        header_encoding=None,
+    """An h2 connection with our limits in its first SETTINGS frame and the big windows."""
+    return configured_h2(
+        client,
+        max_concurrent_streams=limits.max_concurrent_streams,
+        stream_window=limits.stream_window,
+        connection_window=limits.connection_window,
+        max_frame_size=limits.max_frame_size,
+        max_header_list_size=limits.max_header_list_size,
         validate_inbound_headers=False,  # `fields` validates, as stream errors (see there)
     )
-    conn = h2.connection.H2Connection(config)
-    # Set before the preface so they hold from the first byte the peer sends after our SETTINGS.
-    conn.local_settings = h2.settings.Settings(
-        client=client,
-        initial_values={
-            SettingCodes.ENABLE_PUSH: 0,
-            SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
-            SettingCodes.INITIAL_WINDOW_SIZE: limits.stream_window,
-            SettingCodes.MAX_FRAME_SIZE: limits.max_frame_size,
-            SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
-        },
-    )
-    conn.max_inbound_frame_size = limits.max_frame_size
-    conn.decoder.max_header_list_size = limits.max_header_list_size
-    conn.initiate_connection()
-    if limits.connection_window > _DEFAULT_WINDOW:  # the connection window has no SETTING
-        conn.increment_flow_control_window(limits.connection_window - _DEFAULT_WINDOW)
-    return conn
