@@ -15,25 +15,32 @@ class AdminError(RuntimeError):
     pass
 
 
-def get_json(netns_name: str, port: int, path: str, timeout: float = 5.0) -> object:
+def raw_get(netns_name: str, address: str, port: int, target: str, timeout: float) -> bytes:
+    """The whole HTTP/1.0 response to GET `target`, from a socket inside `netns_name` (the host
+    has no route to a node's addresses). HTTP/1.0: no chunking, the server closes at the end.
+    Raises OSError for the caller to explain."""
     sock = netns.socket_in_netns(netns_name)
     sock.setblocking(True)
     sock.settimeout(timeout)
     try:
-        sock.connect(("127.0.0.1", port))
-        sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
-        )
+        sock.connect((address, port))
+        sock.sendall(f"GET {target} HTTP/1.0\r\nHost: {address}:{port}\r\n\r\n".encode())
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        sock.close()
+
+
+def get_json(netns_name: str, port: int, path: str, timeout: float = 5.0) -> object:
+    try:
+        raw = raw_get(netns_name, "127.0.0.1", port, path, timeout)
     except OSError as exc:
         raise AdminError(
             f"cannot reach the admin endpoint 127.0.0.1:{port} in {netns_name}: {exc}"
         ) from exc
-    finally:
-        sock.close()
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
     status = head.split(b" ", 2)[1:2]
     if status != [b"200"]:
         raise AdminError(

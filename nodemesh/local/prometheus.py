@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nodemesh.local import netns
+from nodemesh.local.admin_client import raw_get
 from nodemesh.local.prometheus_config import (
     NAME,
     PORT,
@@ -149,25 +149,13 @@ def query(state: StateDir, promql: str, *, at: float | None = None, timeout: flo
 
 def http_get(endpoint: Endpoint, target: str, timeout: float = 10.0) -> bytes:
     """The raw HTTP/1.0 response to GET `target` (HTTP/1.0: no chunking, closed at the end)."""
-    sock = netns.socket_in_netns(endpoint.netns)
-    sock.setblocking(True)
-    sock.settimeout(timeout)
     try:
-        sock.connect((endpoint.address, endpoint.port))
-        sock.sendall(
-            f"GET {target} HTTP/1.0\r\nHost: {endpoint.address}:{endpoint.port}\r\n\r\n".encode()
-        )
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
+        return raw_get(endpoint.netns, endpoint.address, endpoint.port, target, timeout)
     except OSError as exc:
         raise PrometheusError(
             f"cannot reach Prometheus at {endpoint.url} in {endpoint.netns}: {exc}; "
             f"is 'meshctl get pods -n {SYSTEM_NAMESPACE}' showing {NAME} Ready?"
         ) from exc
-    finally:
-        sock.close()
-    return b"".join(chunks)
 
 
 def parse_api_response(raw: bytes) -> dict:
