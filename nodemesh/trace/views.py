@@ -3,7 +3,7 @@
 An explanation is only worth as much as its fidelity: it must decide with the very state the
 node agent or waypoint would hold, not with a re-reading of the manifests. So the views go the
 real way, resource by resource: `controller.scope` picks what a subscriber gets,
-`controller.distributor.wanted_for` encodes it as xDS resources, and the agent's `AgentConfig` or
+`controller.wanted.wanted_for` encodes it as xDS resources, and the agent's `AgentConfig` or
 the waypoint's `WaypointConfig` decodes and indexes it (a resource either would reject is missing
 here too). Views are built on first use and kept for the life of one `MeshView`, which explains
 against one snapshot only.
@@ -12,8 +12,8 @@ against one snapshot only.
 from __future__ import annotations
 
 from controller import scope
-from controller.distributor import ResourceCache, wanted_for
 from controller.model import MeshSnapshot
+from controller.wanted import ResourceCache, wanted_for
 from node_agent.policy import PolicyIndex
 from node_agent.state import AgentConfig, AgentState
 from waypoint.state import WaypointConfig, WaypointState

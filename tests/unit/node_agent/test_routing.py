@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from controller import scope
-from controller.distributor import wanted_for
 from controller.translate import translate
+from controller.wanted import wanted_for
 from node_agent.routing import HBONE_PORT, RoundRobin, Route, build_request
 from node_agent.state import AgentConfig
 from nodemesh.xds.resources import XdsResource
