@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from nodemesh.cli.analyze_cmd import analyze
 from nodemesh.cli.context import Ctx
 from nodemesh.cli.dashboard_cmd import dashboard
 from nodemesh.cli.demo_cmd import demo
@@ -38,6 +39,7 @@ for command in (local, apply, delete, get, exec_, logs, demo, status, ca, certs,
     cli.add_command(command)
 cli.add_command(dashboard)
 cli.add_command(trace)
+cli.add_command(analyze)
 
 
 def main() -> None:
