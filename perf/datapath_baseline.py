@@ -56,6 +56,9 @@ def throughput(client: dict, host: str, port: int = 5201) -> float:
     iperf = json.loads(
         in_pod(client, "iperf3", "-c", host, "-p", str(port), "-t", str(IPERF_SECONDS), "-J")
     )
+    if "error" in iperf or "sum_received" not in iperf.get("end", {}):
+        # iperf3 -J reports its own failures (refused, reset mid-test) as {"error": ...}.
+        raise SystemExit(f"iperf3 to {host}:{port} failed: {iperf.get('error', 'no summary')}")
     return round(iperf["end"]["sum_received"]["bits_per_second"] / 1e9, 2)
 
 
