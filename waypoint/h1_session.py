@@ -226,7 +226,7 @@ UPGRADES = frozenset({"websocket"})  # what may switch protocols through the way
 
 
 def _upgrade_token(headers: h1.Headers) -> str | None:
-    """"websocket" when the client asks for it (Connection: upgrade), else None.
+    """The token "websocket" when the client asks for it (Connection: upgrade), else None.
 
     Any other upgrade is dropped, as Envoy does without an upgrade_config: an `h2c` upgrade the
     backend accepted would splice the connection past every L7 layer (routes, authorization,
