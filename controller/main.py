@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from controller.auth_kube import ServiceAccountTokenReviewAuthenticator, TokenRe
 from controller.ca import CertificateAuthority
 from controller.certs_service import CertificateServices, add_to_servers
 from controller.distributor import Distributor, subscriber_for, wanted_for
+from controller.leader import ElectionConfig, LeaseElector
 from controller.listeners import BOOTSTRAP_PORT, MTLS_PORT, ServingCertificates, make_listeners
 from controller.metrics import ControllerMetrics
 from controller.registry_kube import KubeRegistry, api_client_from
@@ -31,6 +33,7 @@ from controller.registry_local import LocalRegistry
 from controller.resources import from_resource, to_message
 from controller.translate import translate
 from controller.waypoints import LocalStoreDeployer, WaypointTemplate
+from controller.waypoints_kube import DEFAULT_IMAGE, KubeWaypointDeployer, kube_template
 from nodemesh import admin
 from nodemesh.identity import parse_any
 from nodemesh.local import cluster
@@ -61,10 +64,20 @@ class Controller:
             self.registry = KubeRegistry(api)
             tokens = TokenReviewAuthenticator(api)
             workload_tokens = ServiceAccountTokenReviewAuthenticator(api)
-            # Issue 7 seam: an executor of controller.waypoints.plan that writes the ServiceAccount
-            # and Deployment through the API server; until then Kubernetes waypoints are deployed
-            # by hand (or by Istio's deployment controller) and only modelled here.
-            self.waypoints = None
+            # Every replica serves certificates and config; only the leader writes to the API
+            # server (waypoint Deployments). Without --leader-elect, the one replica writes.
+            self.elector = (
+                LeaseElector(api, args.leader_namespace, ElectionConfig(args.leader_id))
+                if args.leader_elect
+                else None
+            )
+            self.waypoints = KubeWaypointDeployer(
+                api,
+                kube_template(args.waypoint_image),
+                self.elector.is_leader if self.elector else lambda: True,
+            )
+            if self.elector:
+                self.elector.on_change = self.waypoints.leadership_changed
         self.ca = CertificateAuthority.load_or_create(ca_dir, args.trust_domain)
         self.metrics = ControllerMetrics(CollectorRegistry())
         self.metrics.root_expiry.set(self.ca.root_not_after.timestamp())
@@ -140,6 +153,9 @@ class Controller:
         """Open every listener; afterwards `ports` says where they are (port 0 picks one)."""
         if isinstance(self.registry, KubeRegistry):
             self.registry.start()
+            if self.elector:
+                self.elector.start()
+            self.waypoints.start()
             synced = await asyncio.to_thread(self.registry.wait_synced, SYNC_TIMEOUT)
             if not synced:
                 log.warning(
@@ -182,6 +198,9 @@ class Controller:
     async def stop(self, grace: float = 2.0) -> None:
         self._poller.cancel()
         if isinstance(self.registry, KubeRegistry):
+            await asyncio.to_thread(self.waypoints.stop)
+            if self.elector:  # a clean stop releases the Lease: a successor takes over at once
+                await asyncio.to_thread(self.elector.stop)
             await asyncio.to_thread(self.registry.stop)
         self.admin.close()
         await self.listeners.mtls.stop(grace)
@@ -240,6 +259,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bootstrap-port", type=int, default=BOOTSTRAP_PORT)
     p.add_argument("--metrics-port", type=int, default=15014)
     p.add_argument("--admin-port", type=int, default=15000)
+    p.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="Kubernetes mode, several replicas: only the Lease holder deploys waypoints",
+    )
+    p.add_argument("--leader-namespace", default="nodemesh-system", help="namespace of the Lease")
+    p.add_argument(
+        "--leader-id", default=socket.gethostname(), help="this replica's name (default: hostname)"
+    )
+    p.add_argument(
+        "--waypoint-image", default=DEFAULT_IMAGE, help="image of the waypoint Deployments"
+    )
     return p.parse_args(argv)
 
 

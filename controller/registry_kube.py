@@ -11,8 +11,10 @@ Each kind runs client-go's reflector loop in a thread of its own:
         vanish with the replacement
       → any other error: back off (0.5 s doubling to 30 s), then LIST again.
 
-A CRD that is not installed (404 on LIST) is an empty kind, logged once and re-checked every 30 s,
-so the mesh runs without Gateway API or before nodemesh's CRDs are applied.
+Kinds: Namespaces, ServiceAccounts, Services, Pods, EndpointSlices, nodemesh's CRDs and Gateway
+API's HTTPRoutes and Gateways (`KINDS`). A CRD that is not installed (404 on LIST) is an empty
+kind, logged once and re-checked every 30 s, so the mesh runs without Gateway API or before
+nodemesh's CRDs are applied.
 
 Objects are read as raw JSON (`_preload_content=False`) instead of the client's models, so they
 are what the API server sent (camelCase keys, unknown fields kept): the same shape local mode's
@@ -81,6 +83,9 @@ KINDS = (
     KindRef("networking.nodemesh.io/v1", "TrafficPolicy", "trafficpolicies"),
     # Every class's Gateways are listed; translate keeps those of class nodemesh-waypoint.
     KindRef("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
+    # Built in, but read through the group path as custom objects are; translate reads only the
+    # slices of Services without a selector (controller.translate_endpointslices says why).
+    KindRef("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
 )
 
 

@@ -227,7 +227,8 @@ def _decode_workload(m: mesh_pb2.Workload) -> Workload:
         name=require_text(m.name, "name"),
         namespace=require_text(m.namespace, "namespace"),
         node=require_text(m.node, "node"),
-        addresses=ip_addresses(m.addresses, "addresses", required=True),
+        # none while pending: scheduled, IP not published yet (controller.translate)
+        addresses=ip_addresses(m.addresses, "addresses", required=False),
         service_account=require_text(m.service_account, "service_account"),
         identity=m.identity,
         labels=labels_of(m.labels),

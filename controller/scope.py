@@ -1,8 +1,10 @@
 """Who gets what: the resources each subscriber of a snapshot receives. Pure functions.
 
 A node agent (`for_node`) gets:
-- a full `Workload` for every pod on its node (it captures, enrolls and serves those);
-- a `PeerWorkload` for every pod elsewhere: just enough to open a tunnel to it or to refuse one;
+- a full `Workload` for every pod on its node (it captures, enrolls and serves those), pending
+  ones (scheduled, no address yet) included: the CNI plugin's ADD for them waits on this;
+- a `PeerWorkload` for every pod elsewhere that has an address: just enough to open a tunnel to
+  it or to refuse one;
 - every `Service` (any local pod may call any of them);
 - the `AuthorizationPolicy`s and `PeerAuthentication`s that can apply to a pod on its node: in the
   pod's namespace or the root namespace, with no selector or a selector matching the pod. Policies
@@ -116,7 +118,9 @@ def for_node(snapshot: MeshSnapshot, node: str) -> frozenset[ResourceKey]:
     """Every resource the agent of `node` needs."""
     local = [w for w in snapshot.workloads if w.node == node]
     keys = {ResourceKey(WORKLOAD, w.uid) for w in local}
-    keys.update(ResourceKey(PEER_WORKLOAD, w.uid) for w in snapshot.workloads if w.node != node)
+    # A pending workload (no address yet, controller.translate) is its own node's business only.
+    peers = (w for w in snapshot.workloads if w.node != node and w.addresses)
+    keys.update(ResourceKey(PEER_WORKLOAD, w.uid) for w in peers)
     keys.update(ResourceKey(SERVICE, s.key) for s in snapshot.services)
     for policy in snapshot.authorization_policies:
         if not policy.target_refs and any(applies_to(policy, w) for w in local):

@@ -8,6 +8,11 @@ lists. Kinds the mesh does not read (Deployment, ServiceAccount, ...) are passed
   (phase Succeeded/Failed). The store's own Pod objects are intents without a status, and are
   passed over: the runtime's published pod for them is the workload. Host-network pods are not
   workloads either (they have no netns of their own to capture; Istio skips them too).
+- A pod scheduled to a node (spec.nodeName, a uid and a status) but with no address yet is a
+  *pending* workload: `addresses` empty, never ready. Kubernetes publishes the IP only after CNI
+  ADD returned, and ADD waits for the node's agent to capture the pod, so that agent must know
+  the pod (identity, enrollment) before it has an IP. Only the node's own agent receives it
+  (controller.scope); no Service endpoint, waypoint address or peer ever names it.
 - Enrollment: the namespace carries `nodemesh.io/dataplane-mode: ambient` and the pod is not
   labelled `nodemesh.io/dataplane-mode: none`. A namespace with no Namespace object (deleted, or a
   built-in one never applied) has no labels, so its pods are not enrolled. A waypoint's own pods
@@ -16,7 +21,9 @@ lists. Kinds the mesh does not read (Deployment, ServiceAccount, ...) are passed
   namespace's; the value `none` opts out of the namespace's waypoint. Gateway pods (waypoints
   themselves) never get a waypoint.
 - Service endpoints: ready pods of the Service's namespace that its selector picks (enrolled or
-  not), with named targetPorts resolved per pod as Kubernetes does.
+  not), with named targetPorts resolved per pod as Kubernetes does. A Service without a selector
+  gets its endpoints from its EndpointSlices instead (controller.translate_endpointslices, which
+  says why slices are not read for the others).
 - AuthorizationPolicy, PeerAuthentication and HTTPRoute go through nodemesh.manifests' validator
   and normalizer (idempotent on objects the store already normalized), so the model only ever sees
   specs of the documented shape, also when they come from a Kubernetes API server
@@ -55,6 +62,7 @@ from controller.model import (
     service_hostname,
 )
 from controller.model_waypoint import GATEWAY_NAME_LABEL
+from controller.translate_endpointslices import SliceIndex, endpoint_slice
 from controller.translate_errors import TranslateError, unique_by, unique_keys, unique_vips
 from controller.translate_policy import (
     Invalid,
@@ -111,7 +119,9 @@ def translate(
         errors,
     )
     index = _ReadyPodIndex(pods)
-    services = each("Service", lambda obj: _service(obj, namespaces, index))
+    uids = {address: pod.workload.uid for pod in pods for address in pod.workload.addresses}
+    slices = SliceIndex(each("EndpointSlice", endpoint_slice), uids)
+    services = each("Service", lambda obj: _service(obj, namespaces, index, slices))
     services = unique_vips(unique_keys(services, "Service", errors), errors)
     authz = each("AuthorizationPolicy", lambda obj: authorization_policy(obj, root_namespace))
     peerauthn = each("PeerAuthentication", lambda obj: peer_authentication(obj, root_namespace))
@@ -228,8 +238,10 @@ def _pod(
     meta, spec = obj["metadata"], obj.get("spec") or {}
     status = obj.get("status") or {}
     addresses = _pod_addresses(status)
-    if not addresses or status.get("phase") in _FINISHED_PHASES:
-        return None  # not running (yet, or any more): nothing to route to
+    if status.get("phase") in _FINISHED_PHASES:
+        return None  # not running any more: nothing to route to
+    if not addresses and not _scheduled(obj):
+        return None  # not on a node yet (or a local intent): nothing to capture either
     if spec.get("hostNetwork"):
         return None  # the node's own address and netns: nothing the mesh can capture (as Istio)
     namespace = _required(meta, "namespace", "metadata")
@@ -249,12 +261,20 @@ def _pod(
         enrolled=is_enrolled(namespace_labels, dict(labels))
         and not is_waypoint_pod(namespace, dict(labels), waypoints),
         waypoint=waypoint_for(dict(labels), namespace_labels),
-        ready=is_ready(obj),
+        ready=is_ready(obj) and bool(addresses),
         netns=sandbox.get("netns") or "",
         cgroup=sandbox.get("cgroup") or "",
         owner=owner_of(meta),
     )
     return _Pod(workload, tuple(spec.get("containers") or ()))
+
+
+def _scheduled(obj: dict) -> bool:
+    """A pod the API server has bound to a node (a pending workload until it has an IP).
+
+    The local store's Pod objects are intents with no status and no uid'd binding: left out."""
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    return bool(spec.get("nodeName") and meta.get("uid") and obj.get("status"))
 
 
 def _pod_addresses(status: dict) -> tuple[str, ...]:
@@ -310,7 +330,9 @@ class _ReadyPodIndex:
         return [pod for pod in smallest if selects(selector, dict(pod.workload.labels))]
 
 
-def _service(obj: dict, namespaces: dict[str, dict], pods: _ReadyPodIndex) -> Service:
+def _service(
+    obj: dict, namespaces: dict[str, dict], pods: _ReadyPodIndex, slices: SliceIndex
+) -> Service:
     meta, spec = obj["metadata"], obj["spec"]
     namespace = _required(meta, "namespace", "metadata")
     labels = dict(freeze_labels(meta.get("labels")))
@@ -324,7 +346,9 @@ def _service(obj: dict, namespaces: dict[str, dict], pods: _ReadyPodIndex) -> Se
         hostname=service_hostname(namespace, meta["name"]),
         vips=_vips(spec),
         ports=ports,
-        endpoints=tuple(_endpoint(pod, ports) for pod in members),
+        endpoints=tuple(_endpoint(pod, ports) for pod in members)
+        if selector
+        else slices.endpoints_of(namespace, meta["name"], ports),
         waypoint=waypoint_for(labels, namespaces.get(namespace, {})),
     )
 

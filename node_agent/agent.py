@@ -22,10 +22,12 @@ from cryptography import x509
 from prometheus_client import CollectorRegistry, start_http_server
 
 from controller import scope
+from node_agent import cni_server
 from node_agent.capture import CaptureProgram
 from node_agent.pod import PodContext, PodDataplane
 from node_agent.policy import PolicyIndex
 from node_agent.routing import RoundRobin
+from node_agent.sandboxes import SandboxStore
 from node_agent.state import AgentConfig
 from node_agent.telemetry import AgentMetrics, ConnectionTable
 from nodemesh import admin, bpffs, controlplane
@@ -68,6 +70,8 @@ class AgentSettings:
     bpffs_mount: str = "/sys/fs/bpf"  # mounted here if pin_root is on no bpffs
     metrics_port: int = 15020  # Prometheus, on the node's addresses
     admin_port: int = 15000  # read-only admin, 127.0.0.1 only
+    cni_socket: str = ""  # serve the CNI plugin here (Kubernetes mode); "" = no plugin
+    sandbox_state: str = ""  # where pods' sandboxes persist across restarts ("": memory)
 
 
 class NodeAgent:
@@ -78,6 +82,8 @@ class NodeAgent:
         self.pods: dict[str, PodDataplane] = {}
         self.certs: dict[str, KeyAndCert] = {}
         self.capture: CaptureProgram | None = None
+        self.sandboxes = SandboxStore(settings.sandbox_state)  # netns/cgroup from CNI
+        self._cni = None
         self._policy_generation = -1
         self._policies = PolicyIndex.build([], trust_domain=settings.trust_domain)
         self._changed = asyncio.Event()
@@ -133,9 +139,20 @@ class NodeAgent:
         self._tasks.spawn(config, "config-stream")
         self._tasks.spawn(self._reconcile_loop(), "reconcile")
         self._tasks.spawn(self._renew_loop(), "renew")
+        if s.cni_socket:
+            cni = cni_server.CniService(
+                self.sandboxes,
+                lambda: self.config.state.local,
+                self.pods.__contains__,
+                self._changed.set,
+            )
+            self._cni = await cni_server.serve(s.cni_socket, cni)
+            self._tasks.spawn(cni_server.adopt_loop(cni), "adopt")
 
     async def stop(self, *, detach: bool = True) -> None:
         """Graceful: drain every pod's tunnels, then remove capture (detach=False keeps it)."""
+        if self._cni is not None:
+            self._cni.close()
         self._tasks.cancel()
         await self._tasks.wait()
         await asyncio.gather(*(p.stop() for p in self.pods.values()), return_exceptions=True)
@@ -198,7 +215,7 @@ class NodeAgent:
     def wanted(self) -> dict:
         return {
             uid: w
-            for uid, w in self.config.state.local.items()
+            for uid, w in self.sandboxes.merged(self.config.state.local).items()
             if w.enrolled and w.netns and w.cgroup and w.addresses
         }
 

@@ -36,6 +36,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "<pin-root>/<cluster>/<node>",
     )
     p.add_argument(
+        "--cni-socket",
+        default="",
+        help="serve nodemesh's CNI plugin on this unix socket (Kubernetes mode: "
+        "/var/run/nodemesh/cni.sock); pods' netns and cgroups then come from the plugin",
+    )
+    p.add_argument(
+        "--sandbox-state",
+        type=Path,
+        help="file keeping the sandboxes the plugin reported, across agent restarts "
+        "(default: <local-state>/nodes/<node>/sandboxes.json)",
+    )
+    p.add_argument(
         "--keep-capture-on-exit",
         action="store_true",
         help="leave capture attached on SIGTERM (an upgrade hands pods over)",
@@ -53,6 +65,8 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
         trust_domain=args.trust_domain,
         pin_root=str(args.pin_root / state.name / args.node),
         bpffs_mount=str(args.pin_root),
+        cni_socket=args.cni_socket,
+        sandbox_state=str(args.sandbox_state or state / "nodes" / args.node / "sandboxes.json"),
     )
 
 

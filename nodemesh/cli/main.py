@@ -11,6 +11,7 @@ from nodemesh.cli.analyze_cmd import analyze
 from nodemesh.cli.context import Ctx
 from nodemesh.cli.dashboard_cmd import dashboard
 from nodemesh.cli.demo_cmd import demo
+from nodemesh.cli.install_cmds import install, uninstall
 from nodemesh.cli.local_cmds import local
 from nodemesh.cli.mesh_cmds import ca, certs, status
 from nodemesh.cli.objects import apply, delete, get
@@ -39,6 +40,7 @@ for command in (local, apply, delete, get, exec_, logs, demo, status, ca, certs,
     cli.add_command(command)
 cli.add_command(dashboard)
 cli.add_command(trace)
+cli.add_command(install), cli.add_command(uninstall)
 cli.add_command(analyze)
 
 

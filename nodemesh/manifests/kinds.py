@@ -18,6 +18,7 @@ from typing import Any
 
 from nodemesh.manifests import names
 from nodemesh.manifests import validate_deployment as deployment
+from nodemesh.manifests import validate_endpointslice as endpointslice
 from nodemesh.manifests import validate_gateway as gateway
 from nodemesh.manifests import validate_identity as identity
 from nodemesh.manifests import validate_mesh as mesh
@@ -90,6 +91,9 @@ IGNORED_FIELDS: dict[str, frozenset[str]] = {
     # The Gateway API CRD defaults allowedRoutes; routes attach to a waypoint's Services instead.
     "Listener": frozenset({"allowedRoutes"}),
     "TrafficPolicy": frozenset({"status"}),
+    # Topology and naming hints for kube-proxy and DNS; the mesh routes by address alone.
+    "Endpoint": frozenset({"deprecatedTopology", "hints", "hostname", "nodeName", "zone"}),
+    "ObjectReference": frozenset({"apiVersion", "fieldPath", "resourceVersion"}),
 }
 # fmt: on
 
@@ -152,6 +156,7 @@ USED_FIELDS: dict[str, frozenset[str]] = {
     **gateway.USED_FIELDS,
     **route_filters.USED_FIELDS,
     **traffic.USED_FIELDS,
+    **endpointslice.USED_FIELDS,
 }
 
 
@@ -221,6 +226,12 @@ KINDS: dict[tuple[str, str], KindSpec] = {
             gateway.validate_gateway,
             gateway.normalize_gateway,
             name_rule=names.dns1123_label,  # also a label value and a service account name
+        ),
+        KindSpec(
+            endpointslice.API_VERSION,
+            "EndpointSlice",
+            endpointslice.validate_endpoint_slice,
+            endpointslice.normalize_endpoint_slice,
         ),
     )
 }

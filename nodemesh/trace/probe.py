@@ -132,7 +132,12 @@ def _container_ports(objects: list[dict], pod: Workload) -> list[int]:
 
 def _pod(snapshot: MeshSnapshot, namespace: str, name: str) -> Workload | None:
     return next(
-        (w for w in snapshot.workloads if w.namespace == namespace and w.name == name), None
+        (
+            w
+            for w in snapshot.workloads
+            if w.namespace == namespace and w.name == name and w.addresses  # not pending
+        ),
+        None,
     )
 
 

@@ -11,6 +11,11 @@ It speaks real HTTP/1.1, so the official `kubernetes` client runs against it unm
   A watch can be made to fail once with an HTTP error instead (`fail_next_watch`).
 - POST /apis/authentication.k8s.io/v1/tokenreviews answers a recorded TokenReview chosen by the
   token (`set_token_review`); an unknown token gets an unauthenticated review.
+- Collections made `writable` (Leases, Deployments, ServiceAccounts) are a real little object
+  store: GET (one object, or a list filtered by an equality labelSelector), POST (201, or 409
+  AlreadyExists), PUT (409 Conflict when metadata.resourceVersion is not the stored one: the
+  optimistic concurrency controllers rely on) and DELETE, each stored object getting a uid, a
+  creationTimestamp and a new resourceVersion from one counter, as the API server's.
 
 Every request is recorded (`requests`), so a test can check which resourceVersion a watch
 resumed from or that a cached token made no request at all. Bodies come from `recordings/`,
@@ -23,11 +28,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 import select
 import socket
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,6 +43,11 @@ from urllib.parse import parse_qs, urlsplit
 from kubernetes import client
 
 RECORDINGS = Path(__file__).parent / "recordings"
+# /api/v1 or /apis/<group>/<version>, then [/namespaces/<ns>]/<plural>[/<name>]
+_OBJECT_PATH = re.compile(
+    r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
+    r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?$"
+)
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 _END = object()  # queued by end_watch: finish the stream normally
 
@@ -74,6 +86,9 @@ class FakeApiServer:
         self._reviews: dict[str, dict] = {}
         self._failures: dict[str, list[tuple[int, dict]]] = {}
         self._closing = False
+        self._writable: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
+        self._defaulters: dict[tuple[str, str], Callable[[dict], None]] = {}
+        self._version = 5000
         self.requests: list[Request] = []
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
@@ -133,6 +148,31 @@ class FakeApiServer:
         with self._cond:
             self._reviews[token] = review
 
+    def writable(
+        self, api_version: str, plural: str, defaults: Callable[[dict], None] | None = None
+    ) -> None:
+        """Serve `plural` as a read-write collection (see the module docstring); `defaults`
+        fills what the API server adds to every object it stores (deployment_defaults)."""
+        with self._cond:
+            self._writable.setdefault((api_version, plural), {})
+            if defaults is not None:
+                self._defaulters[(api_version, plural)] = defaults
+
+    def put_object(self, api_version: str, plural: str, obj: dict) -> dict:
+        """Store `obj` as if someone else had created it (a user's own Deployment)."""
+        with self._cond:
+            return self._create((api_version, plural), copy.deepcopy(obj))[1]
+
+    def get_object(self, api_version: str, plural: str, namespace: str, name: str) -> dict | None:
+        with self._cond:
+            found = self._writable[(api_version, plural)].get((namespace, name))
+            return copy.deepcopy(found)
+
+    def writes(self) -> list[Request]:
+        """The POST, PUT and DELETE requests to writable collections, in order."""
+        with self._cond:
+            return [r for r in self.requests if r.method in ("POST", "PUT", "DELETE")]
+
     def watches(self, path: str) -> list[Request]:
         with self._cond:
             return [r for r in self.requests if r.path == path and r.query.get("watch") == "true"]
@@ -161,6 +201,89 @@ class FakeApiServer:
             if self._closing:
                 return _END
             return queue.pop(0) if queue else None
+
+    def _object_request(self, method: str, path: str, query: dict, body: dict | None):
+        """(status, body) for a request on a writable collection, or None if it is not one."""
+        match = _OBJECT_PATH.match(path)
+        if match is None:
+            return None
+        api_version = match["core"] or f"{match['group']}/{match['version']}"
+        collection = (api_version, match["plural"])
+        with self._cond:
+            if collection not in self._writable:
+                return None
+            objects = self._writable[collection]
+            namespace, name = match["namespace"] or "", match["name"]
+            if method == "GET" and name is None:
+                return 200, self._listing(collection, namespace, query.get("labelSelector", ""))
+            body = copy.deepcopy(body)  # the recorded request keeps what was sent
+            if method == "POST" and name is None:
+                body = dict(body or {}, apiVersion=api_version)
+                body.setdefault("metadata", {}).setdefault("namespace", namespace)
+                return self._create(collection, body)
+            current = objects.get((namespace, name or ""))
+            if current is None:
+                return 404, _status(404, "NotFound", f'{match["plural"]} "{name}" not found')
+            if method == "GET":
+                return 200, copy.deepcopy(current)
+            if method == "DELETE":
+                del objects[(namespace, name)]
+                return 200, _status(200, "", "deleted", status="Success")
+            return self._replace(collection, current, body or {})
+
+    def _create(self, collection: tuple[str, str], obj: dict) -> tuple[int, dict]:
+        meta = obj.setdefault("metadata", {})
+        key = (meta.get("namespace") or "", meta["name"])
+        if key in self._writable[collection]:
+            return 409, _status(409, "AlreadyExists", f'{collection[1]} "{key[1]}" already exists')
+        self._version += 1
+        meta.update(
+            uid=str(uuid.uuid4()),
+            resourceVersion=str(self._version),
+            creationTimestamp=CREATED,
+            generation=1,
+        )
+        self._defaulters.get(collection, lambda obj: None)(obj)
+        self._writable[collection][key] = obj
+        return 201, copy.deepcopy(obj)
+
+    def _replace(self, collection: tuple[str, str], current: dict, obj: dict) -> tuple[int, dict]:
+        meta, stored_meta = obj.setdefault("metadata", {}), current["metadata"]
+        sent = meta.get("resourceVersion")
+        if sent and sent != stored_meta["resourceVersion"]:
+            message = (
+                f'Operation cannot be fulfilled on {collection[1]} "{stored_meta["name"]}": the '
+                "object has been modified; please apply your changes to the latest version and "
+                "try again"
+            )
+            return 409, _status(409, "Conflict", message)
+        self._version += 1
+        meta.update(
+            uid=stored_meta["uid"],
+            creationTimestamp=stored_meta["creationTimestamp"],
+            namespace=stored_meta.get("namespace", ""),
+            resourceVersion=str(self._version),
+            generation=stored_meta.get("generation", 1) + 1,
+        )
+        obj["apiVersion"] = current.get("apiVersion", obj.get("apiVersion"))
+        obj["kind"] = current.get("kind", obj.get("kind"))
+        self._defaulters.get(collection, lambda obj: None)(obj)
+        self._writable[collection][(meta["namespace"], stored_meta["name"])] = obj
+        return 200, copy.deepcopy(obj)
+
+    def _listing(self, collection: tuple[str, str], namespace: str, selector: str) -> dict:
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if "=" in term)
+        items = [
+            copy.deepcopy(obj)
+            for (ns, _), obj in sorted(self._writable[collection].items())
+            if (not namespace or ns == namespace)
+            and wanted.items() <= ((obj["metadata"].get("labels") or {}).items())
+        ]
+        return {
+            "apiVersion": collection[0],
+            "metadata": {"resourceVersion": str(self._version)},
+            "items": items,
+        }
 
     def _review(self, spec: dict) -> dict:
         with self._cond:
@@ -216,6 +339,11 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         fake = self.server.fake
         fake._record(Request("GET", url.path, query))
+        watch = query.get("watch") == "true"  # writable collections are not watched here
+        answer = None if watch else fake._object_request("GET", url.path, query, None)
+        if answer is not None:
+            self._json(*answer)
+            return
         body = fake._list(url.path)
         if body is None:
             self._json(404, recording("status-notfound.json"))
@@ -233,10 +361,28 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         fake = self.server.fake
         fake._record(Request("POST", url.path, {}, body))
-        if url.path != TOKEN_REVIEWS:
+        answer = fake._object_request("POST", url.path, {}, body)
+        if answer is not None:
+            self._json(*answer)
+        elif url.path != TOKEN_REVIEWS:
             self._json(404, recording("status-notfound.json"))
-            return
-        self._json(201, fake._review(body.get("spec") or {}))
+        else:
+            self._json(201, fake._review(body.get("spec") or {}))
+
+    def do_PUT(self) -> None:
+        self._write("PUT")
+
+    def do_DELETE(self) -> None:
+        self._write("DELETE")
+
+    def _write(self, method: str) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}") if length else None
+        fake = self.server.fake
+        fake._record(Request(method, url.path, {}, body))
+        answer = fake._object_request(method, url.path, {}, body)
+        self._json(*(answer or (404, recording("status-notfound.json"))))
 
     def _json(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -277,6 +423,18 @@ class _Handler(BaseHTTPRequestHandler):
             return True
 
 
+def _status(code: int, reason: str, message: str, status: str = "Failure") -> dict:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": status,
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
 # --- what an API server stores for a manifest --------------------------------------------------
 
 _PLURALS = {
@@ -287,6 +445,9 @@ _PLURALS = {
     "AuthorizationPolicy": "authorizationpolicies",
     "PeerAuthentication": "peerauthentications",
     "HTTPRoute": "httproutes",
+    "Gateway": "gateways",
+    "TrafficPolicy": "trafficpolicies",
+    "EndpointSlice": "endpointslices",
 }
 CREATED = "2025-06-02T09:14:27Z"
 
@@ -310,7 +471,10 @@ def served(objects: list[dict], resource_version: str) -> dict[str, dict]:
 
 
 def stored(obj: dict, resource_version: str) -> dict:
-    """`obj` as a list item: server-set metadata, the API's defaults, no apiVersion or kind."""
+    """`obj` as a list item: server-set metadata, the API's defaults, no apiVersion or kind.
+
+    Server-set fields the local store also sets (uid, generation) are replaced, so nothing of
+    local mode's leaks into what the API server serves."""
     item = copy.deepcopy(obj)
     kind = item.pop("kind")
     api_version = item.pop("apiVersion")
@@ -318,7 +482,7 @@ def stored(obj: dict, resource_version: str) -> dict:
     name, namespace = meta["name"], meta.get("namespace")
     meta["uid"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{namespace}/{name}"))
     meta["resourceVersion"] = resource_version
-    meta["creationTimestamp"] = CREATED
+    meta.setdefault("creationTimestamp", CREATED)  # kept when given: local mode's own time
     meta["managedFields"] = [
         {
             "manager": "kubectl-client-side-apply",
@@ -329,6 +493,7 @@ def stored(obj: dict, resource_version: str) -> dict:
             "fieldsV1": {"f:metadata": {}, "f:spec": {}},
         }
     ]
+    meta.pop("generation", None)
     if "/" in api_version:
         meta["generation"] = 1
     if kind in _DEFAULTS:
@@ -395,8 +560,70 @@ def _route_defaults(item: dict) -> None:
     }
 
 
+def _gateway_defaults(item: dict) -> None:
+    """Gateway API v1 CRD schema defaults, and the status the API server starts it with."""
+    for listener in item["spec"].get("listeners") or []:
+        listener.setdefault("allowedRoutes", {"namespaces": {"from": "Same"}})
+    item["status"] = {
+        "conditions": [
+            {
+                "type": "Accepted",
+                "status": "Unknown",
+                "reason": "Pending",
+                "message": "Waiting for controller",
+                "observedGeneration": 1,
+                "lastTransitionTime": "1970-01-01T00:00:00Z",
+            }
+        ]
+    }
+
+
+def _endpoint_slice_defaults(item: dict) -> None:
+    """discovery.k8s.io/v1 defaulting: a port's protocol is TCP."""
+    for port in item.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+
+
 _DEFAULTS = {
     "Namespace": _namespace_defaults,
     "Service": _service_defaults,
     "HTTPRoute": _route_defaults,
+    "Gateway": _gateway_defaults,
+    "EndpointSlice": _endpoint_slice_defaults,
 }
+
+
+def deployment_defaults(obj: dict) -> None:
+    """What the apps/v1 API server writes into every Deployment it stores."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    spec.setdefault(
+        "strategy",
+        {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+    )
+    pod = spec.setdefault("template", {}).setdefault("spec", {})
+    pod.setdefault("restartPolicy", "Always")
+    pod.setdefault("dnsPolicy", "ClusterFirst")
+    pod.setdefault("terminationGracePeriodSeconds", 30)
+    pod.setdefault("securityContext", {})
+    for volume in pod.get("volumes") or []:
+        for key in ("projected", "configMap"):
+            if key in volume:
+                volume[key].setdefault("defaultMode", 420)
+    for container in pod.get("containers") or []:
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("imagePullPolicy", "Always")
+        for port in container.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+        probe = container.get("readinessProbe")
+        if probe:
+            probe["httpGet"].setdefault("scheme", "HTTP")
+            for key, value in (
+                ("timeoutSeconds", 1),
+                ("successThreshold", 1),
+                ("failureThreshold", 3),
+            ):
+                probe.setdefault(key, value)
+    obj["status"] = {"observedGeneration": obj["metadata"].get("generation", 1)}

@@ -59,6 +59,10 @@ def kube_args(tmp_path, server: FakeApiServer) -> argparse.Namespace:
         bootstrap_port=0,
         metrics_port=-1,
         admin_port=0,
+        leader_elect=False,
+        leader_namespace="nodemesh-system",
+        leader_id="controller-0",
+        waypoint_image="registry.example/nodemesh/waypoint:test",
     )
 
 

@@ -8,15 +8,21 @@ asserted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
+from controller.model import MeshSnapshot
 from controller.registry_kube import KubeRegistry
+from controller.registry_local import LocalRegistry
 from controller.translate import translate
+from nodemesh.local.state import StateDir, write_json_atomic
+from nodemesh.local.store import Store
 from nodemesh.manifests.load import parse_documents
 from tests.inprocess.kube_fake import RECORDINGS, FakeApiServer, recording, served
 
@@ -94,7 +100,8 @@ def test_list_then_watch_events_change_the_objects(server, start_registry):
 
     objects = registry.objects()
     assert names(registry, "Pod") == pod_names(recording("pods-list.json"))
-    assert names(registry, "Service") == {"web", "db", "api"}
+    assert names(registry, "Service") == {"web", "db", "api", "ext-db"}
+    assert names(registry, "EndpointSlice") == {"ext-db-1", "ext-db-2", "web-x7k2p"}
     assert names(registry, "HTTPRoute") == {"web-routes"}
     assert all(o["apiVersion"] and o["kind"] for o in objects)
     assert not [o for o in objects if "managedFields" in o["metadata"]]
@@ -191,21 +198,39 @@ def test_a_missing_crd_is_an_empty_kind_rechecked_later(server, start_registry, 
     eventually(lambda: names(registry, "AuthorizationPolicy") == {"web-allow", "deny-legacy"})
 
 
-def test_kube_and_local_registries_translate_to_the_same_model(server, start_registry):
-    """The same objects, as an API server serves them and as local mode stores them."""
-    serve_mesh(server)
+def local_registry(state_dir: Path) -> LocalRegistry:
+    """mesh.yaml applied to a local cluster's store, as `meshctl apply` does, and the recorded
+    pods published as the local runtime publishes its pods."""
+    state = StateDir(state_dir.name, state_dir.parent)
+    state.path.mkdir(parents=True)
+    Store(state).apply(parse_documents(MESH_YAML, "mesh.yaml"))
+    pods = [dict(p, apiVersion="v1", kind="Pod") for p in recording("pods-list.json")["items"]]
+    write_json_atomic(state.status_file, {"pods": pods})
+    return LocalRegistry(state.path)
+
+
+def assert_same_model(kube: MeshSnapshot, local: MeshSnapshot) -> None:
+    for field in (f.name for f in dataclasses.fields(MeshSnapshot)):
+        assert getattr(kube, field) == getattr(local, field), field
+
+
+def test_kube_and_local_registries_translate_to_the_same_model(server, start_registry, tmp_path):
+    """Every kind, as the local store holds it and as an API server serves the same objects
+    (the store's creation times kept, so TrafficPolicy precedence compares equal)."""
+    local_source = local_registry(tmp_path / "mesh")
+    stored_objects = [o for o in local_source.objects() if o["kind"] != "Pod"]
+    for path, body in served(stored_objects, resource_version="900").items():
+        server.set_list(path, body)
+    server.set_list(PODS, recording("pods-list.json"))
     registry = start_registry()
     assert registry.wait_synced(5)
-    kube = translate(registry.objects())
+    assert {o["kind"] for o in registry.objects()} == {o["kind"] for o in local_source.objects()}
 
-    stored = [m.obj for m in parse_documents(MESH_YAML, "mesh.yaml")]
-    pods = [dict(p, apiVersion="v1", kind="Pod") for p in recording("pods-list.json")["items"]]
-    local = translate(stored + pods)
+    kube = translate(registry.objects())
+    local = translate(local_source.objects())
 
     assert kube.errors == () and local.errors == ()
-    assert kube.snapshot.workloads == local.snapshot.workloads
-    assert kube.snapshot.services == local.snapshot.services
-    assert kube.snapshot.version == local.snapshot.version
+    assert_same_model(kube.snapshot, local.snapshot)
     snapshot = kube.snapshot
     # running, with an address and its own netns: the Job pod finished, one pod is unscheduled
     # and kube-proxy is on the host network
@@ -221,7 +246,16 @@ def test_kube_and_local_registries_translate_to_the_same_model(server, start_reg
         "web-7d4f8b9c6-fghij",
         "web-7d4f8b9c6-klmno",
     }
-    web = snapshot.service("shop", "web")
+    web = snapshot.service("shop", "web")  # from its pods; its stale slice is passed over
     assert [e.address for e in web.endpoints] == ["198.18.1.10", "198.18.2.10"]
     assert web.endpoints[0].ports == ((80, 8080), (9090, 9090))
+    ext_db = snapshot.service("shop", "ext-db")  # no selector: from its two slices
+    assert [(e.address, e.ports) for e in ext_db.endpoints] == [
+        ("198.18.9.20", ((5432, 15432),)),
+        ("198.18.9.21", ((5432, 15432),)),
+    ]
     assert len(snapshot.authorization_policies) == 2 and len(snapshot.http_routes) == 1
+    assert len(snapshot.peer_authentications) == 1
+    [waypoint] = snapshot.waypoints
+    assert (waypoint.key, waypoint.exists) == ("shop/shop-waypoint", True)
+    assert [p.name for p in snapshot.traffic_policies] == ["web-resilience"]

@@ -246,7 +246,10 @@ def _bad_rules(message: Message) -> None:
     [
         (changed(WORKLOAD, _set("uid", "")), "uid is empty"),
         (changed(WORKLOAD, lambda m: m.addresses.append("nope")), "'nope' is not an IP address"),
-        (changed(WORKLOAD, lambda m: m.ClearField("addresses")), "addresses: no address"),
+        (
+            changed(PeerWorkload.of(WORKLOAD), lambda m: m.ClearField("addresses")),
+            "addresses: no address",
+        ),
         (
             changed(WORKLOAD, _set("identity", "spiffe://cluster.local/ns/demo/sa/admin")),
             "own service account",
@@ -305,7 +308,7 @@ def _bad_rules(message: Message) -> None:
     ids=[
         "workload-no-uid",
         "workload-bad-address",
-        "workload-no-address",
+        "peer-no-address",
         "workload-other-sa-identity",
         "workload-other-ns-identity",
         "workload-not-spiffe",
@@ -340,6 +343,12 @@ def test_an_invalid_resource_raises_resource_error(message, error):
         roundtrip_message(message)
     assert error in str(caught.value)
     assert str(caught.value).startswith(f"{message.DESCRIPTOR.name}: ")
+
+
+def test_a_pending_workload_has_no_address_yet():
+    """Scheduled, IP not published (controller.translate): its own agent still decodes it."""
+    pending = Workload(**{**WORKLOAD.__dict__, "addresses": (), "ready": False})
+    assert from_resource(scope.WORKLOAD, to_message(pending).SerializeToString()) == pending
 
 
 def test_bytes_that_do_not_parse_are_a_resource_error():

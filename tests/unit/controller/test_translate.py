@@ -244,13 +244,13 @@ def test_a_kubernetes_pod_has_no_sandbox_and_may_list_several_ips():
 @pytest.mark.parametrize(
     "obj",
     [
-        pod(ip=None),
+        pod(ip=None, node=""),  # scheduled with no IP is a pending workload (test_cni_pending)
         pod(phase="Succeeded"),
         pod(phase="Failed"),
         {k: v for k, v in pod().items() if k != "status"},
         pod() | {"spec": pod()["spec"] | {"hostNetwork": True}},
     ],
-    ids=["pending", "succeeded", "failed", "stored-intent-without-status", "host-network"],
+    ids=["unscheduled", "succeeded", "failed", "stored-intent-without-status", "host-network"],
 )
 def test_pods_that_do_not_run_are_not_workloads_and_not_errors(obj):
     result = translate([obj])

@@ -12,6 +12,7 @@ KUBERNETES_TYPES = (
     "EnvVar", "EnvVarSource", "ObjectFieldSelector", "Probe", "TCPSocketAction", "HTTPGetAction",
     "ExecAction", "Deployment", "DeploymentSpec", "DeploymentStrategy", "RollingUpdateDeployment",
     "LabelSelector", "PodTemplateSpec", "Service", "ServiceSpec", "ServicePort",
+    "EndpointSlice", "Endpoint", "EndpointConditions", "ObjectReference",
 )  # fmt: skip
 
 
@@ -59,6 +60,7 @@ def test_kinds_table():
         "gateway.networking.k8s.io/v1 HTTPRoute",
         "networking.nodemesh.io/v1 TrafficPolicy",
         "gateway.networking.k8s.io/v1 Gateway",
+        "discovery.k8s.io/v1 EndpointSlice",
     ]
     assert [spec.kind for spec in kinds.KINDS.values() if not spec.namespaced] == ["Namespace"]
     assert kinds.lookup("apps/v1", "Deployment") is kinds.KINDS[("apps/v1", "Deployment")]
