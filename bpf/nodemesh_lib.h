@@ -1,4 +1,4 @@
-/* Helpers shared by the hooks: exclusions, counters, events.
+/* Helpers shared by the hooks: exclusions, counters, events (see nodemesh_types.h for reasons).
  *
  * The loader puts this file at the top of the one text it compiles (BCC rewrites map calls such
  * as nodemesh_counters_v1.lookup() only in its main file), so it is part of every hook. */
@@ -42,20 +42,24 @@ static __always_inline void nm_count(__u64 netns_cookie, enum nodemesh_counter w
         c->passed++;
 }
 
-/* Best effort: a full ring buffer drops the event, never the connection. */
-static __always_inline void nm_event(__u64 netns_cookie, __u8 direction, __u32 src_ip4,
-                                     __u16 src_port, __u32 dst_ip4, __u16 dst_port)
+static __always_inline void nm_count_reason(__u32 reason)
 {
-    struct nodemesh_event_v1 ev = {
-        .time_ns = bpf_ktime_get_ns(),
-        .netns_cookie = netns_cookie,
-        .src_ip4 = src_ip4,
-        .dst_ip4 = dst_ip4,
-        .src_port = src_port,
-        .dst_port = dst_port,
-        .direction = direction,
-    };
-    nodemesh_events_v1.ringbuf_output(&ev, sizeof(ev), 0);
+    __u64 *n = nodemesh_reasons_v1.lookup(&reason);
+    if (n) /* per-CPU: a plain increment is safe */
+        (*n)++;
+}
+
+/* Best effort: a full ring buffer drops the event (counted), never the connection. The caller
+ * fills everything but the time. */
+static __always_inline void nm_event(struct nodemesh_event_v2 *ev)
+{
+    ev->time_ns = bpf_ktime_get_boot_ns();
+    if (nodemesh_events_v2.ringbuf_output(ev, sizeof(*ev), 0) != 0) {
+        __u32 zero = 0;
+        __u64 *drops = nodemesh_event_drops_v1.lookup(&zero);
+        if (drops)
+            (*drops)++;
+    }
 }
 
 #endif

@@ -26,9 +26,10 @@
  * LRU: a connect() that never completes leaves an entry nobody deletes. */
 BPF_TABLE("lru_hash", __u64, struct nodemesh_addr_v1, nodemesh_pending_v1, NODEMESH_MAX_FLOWS);
 
-/* sock_ops → agent: original destination by (netns, client address). The agent deletes the entry
- * once it has read it; LRU again covers connections the agent never accepted. */
-BPF_TABLE("lru_hash", struct nodemesh_flow_key_v1, struct nodemesh_addr_v1, nodemesh_orig_dst_v1,
+/* sock_ops → agent: original destination (and the client's socket cookie) by (netns, client
+ * address). The agent deletes the entry once it has read it; LRU again covers connections the
+ * agent never accepted. */
+BPF_TABLE("lru_hash", struct nodemesh_flow_key_v1, struct nodemesh_orig_dst_v2, nodemesh_orig_dst_v2,
           NODEMESH_MAX_FLOWS);
 
 /* Agent → hooks: destinations and ports never captured, value = NODEMESH_DIR_* bits. */
@@ -43,6 +44,13 @@ BPF_TABLE("sockhash", __u32, __u64, nodemesh_inbound_v1, NODEMESH_MAX_PODS);
 
 BPF_PERCPU_HASH(nodemesh_counters_v1, __u64, struct nodemesh_counters_v1, NODEMESH_MAX_PODS);
 
-BPF_RINGBUF_OUTPUT(nodemesh_events_v1, NODEMESH_EVENT_PAGES);
+/* Decisions by NODEMESH_REASON_*, one copy per CPU: exact, whatever the ring buffer drops. */
+BPF_PERCPU_ARRAY(nodemesh_reasons_v1, __u64, NODEMESH_REASONS);
+
+/* Capture events for the agent (flow events at point "captured"). NODEMESH_EVENT_PAGES pages of
+ * 4 KiB, a power of two; a record takes 56 bytes with its header. A full ring drops the event,
+ * never the connection, and counts it in nodemesh_event_drops_v1 (index 0, per CPU). */
+BPF_RINGBUF_OUTPUT(nodemesh_events_v2, NODEMESH_EVENT_PAGES);
+BPF_PERCPU_ARRAY(nodemesh_event_drops_v1, __u64, 1);
 
 #endif

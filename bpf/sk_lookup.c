@@ -21,6 +21,10 @@
 #define NODEMESH_HBONE_PORT 15008
 #endif
 
+#ifndef NODEMESH_INBOUND_PORT
+#define NODEMESH_INBOUND_PORT 15006 /* the agent's listener, as the events name it */
+#endif
+
 #define NM_AF_INET 2
 
 /* The kubelet's probe source (nodemesh.local.addressing.PROBE_SOURCE, 198.18.0.254), in host
@@ -40,17 +44,55 @@ static __always_inline bool sklookup4_from_pod(struct bpf_sk_lookup *ctx, __u32 
     return ctx->remote_ip4 == pod_ip4 || (bpf_ntohl(ctx->remote_ip4) >> 24) == 127;
 }
 
-static __always_inline bool sklookup4_skip(struct bpf_sk_lookup *ctx, __u32 pod_ip4)
+/* Why a SYN to the pod is to be left alone; 0 to capture it. */
+static __always_inline __u32 sklookup4_pass_reason(struct bpf_sk_lookup *ctx, __u32 pod_ip4)
 {
     __u16 port = (__u16)ctx->local_port;
 
     if (sklookup4_from_pod(ctx, pod_ip4))
-        return true;
+        return NODEMESH_REASON_FROM_POD;
     if (bpf_ntohl(ctx->remote_ip4) == NODEMESH_PROBE_SOURCE)
-        return true;
+        return NODEMESH_REASON_PROBE_SOURCE;
     if (port == NODEMESH_HBONE_PORT)
-        return true;
-    return nm_excluded(pod_ip4, port, NODEMESH_DIR_INBOUND);
+        return NODEMESH_REASON_HBONE_PORT;
+    if (nm_excluded(pod_ip4, port, NODEMESH_DIR_INBOUND))
+        return NODEMESH_REASON_EXCLUDED;
+    return 0;
+}
+
+/* Give the SYN to the agent's listener: REDIRECTED, or why that could not be done. */
+static __always_inline __u32 sklookup4_assign(struct bpf_sk_lookup *ctx, __u32 pod_ip4)
+{
+    /* The lookup takes a reference on the socket; release it whatever happens. */
+    struct bpf_sock *listener = (struct bpf_sock *)nodemesh_inbound_v1.lookup(&pod_ip4);
+    if (!listener) /* the agent has no listener here (yet, or any more): plain traffic */
+        return NODEMESH_REASON_NO_LISTENER;
+    long err = bpf_sk_assign(ctx, listener, 0);
+    bpf_sk_release(listener);
+    return err ? NODEMESH_REASON_ASSIGN_FAILED : NODEMESH_REASON_REDIRECTED;
+}
+
+/* One event per decision but the agent's own deliveries (FROM_POD: one per delivered
+ * connection, which the agent reports itself). */
+static __always_inline void sklookup4_event(struct bpf_sk_lookup *ctx, __u64 netns_cookie,
+                                            __u32 pod_ip4, __u32 reason)
+{
+    if (reason == NODEMESH_REASON_FROM_POD)
+        return;
+    bool captured = reason == NODEMESH_REASON_REDIRECTED;
+    struct nodemesh_event_v2 ev = {
+        .netns_cookie = netns_cookie,
+        .src_ip4 = ctx->remote_ip4,
+        .dst_ip4 = pod_ip4,
+        .listener_ip4 = captured ? bpf_htonl(0x7f000001) : 0,
+        .src_port = bpf_ntohs((__u16)ctx->remote_port),
+        .dst_port = (__u16)ctx->local_port,
+        .listener_port = captured ? NODEMESH_INBOUND_PORT : 0,
+        .direction = NODEMESH_DIR_INBOUND,
+        .reason = (__u8)reason,
+        .hook = NODEMESH_HOOK_SK_LOOKUP,
+    };
+    nm_event(&ev);
 }
 
 static __always_inline void sklookup4(struct bpf_sk_lookup *ctx)
@@ -61,25 +103,13 @@ static __always_inline void sklookup4(struct bpf_sk_lookup *ctx)
         return; /* loopback, or an address of no enrolled pod */
     __u64 netns_cookie = pod->netns_cookie;
 
-    if (sklookup4_skip(ctx, pod_ip4)) {
-        nm_count(netns_cookie, NM_PASSED);
-        return;
-    }
-    /* The lookup takes a reference on the socket; release it whatever happens. */
-    struct bpf_sock *listener = (struct bpf_sock *)nodemesh_inbound_v1.lookup(&pod_ip4);
-    if (!listener) { /* the agent has no listener here (yet, or any more): plain traffic */
-        nm_count(netns_cookie, NM_PASSED);
-        return;
-    }
-    long err = bpf_sk_assign(ctx, listener, 0);
-    bpf_sk_release(listener);
-    if (err) {
-        nm_count(netns_cookie, NM_PASSED);
-        return;
-    }
-    nm_count(netns_cookie, NM_CAPTURED_INBOUND);
-    nm_event(netns_cookie, NODEMESH_DIR_INBOUND, ctx->remote_ip4,
-             bpf_ntohs((__u16)ctx->remote_port), pod_ip4, (__u16)ctx->local_port);
+    __u32 reason = sklookup4_pass_reason(ctx, pod_ip4);
+    if (reason == 0)
+        reason = sklookup4_assign(ctx, pod_ip4);
+    bool captured = reason == NODEMESH_REASON_REDIRECTED;
+    nm_count(netns_cookie, captured ? NM_CAPTURED_INBOUND : NM_PASSED);
+    nm_count_reason(reason);
+    sklookup4_event(ctx, netns_cookie, pod_ip4, reason);
 }
 
 int nodemesh_sk_lookup(struct bpf_sk_lookup *ctx)

@@ -6,6 +6,8 @@
  * that lets the agent's accept() return), this moves the record to a key the agent does know:
  * (pod netns cookie, client ip, client port) = (SO_NETNS_COOKIE, getpeername()) of the accepted
  * socket. Established, not TCP_CONNECT: a connection that never completes leaves no record.
+ * The record keeps the client socket's cookie, the key of the capture event connect4 wrote, so the
+ * agent can join that event with the connection it accepted.
  */
 #include <uapi/linux/bpf.h>
 
@@ -22,15 +24,18 @@ static __always_inline void sockops4_established(struct bpf_sock_ops *skops)
     if (!pending)
         return; /* not a captured connection */
 
-    struct nodemesh_addr_v1 orig = *pending;
+    struct nodemesh_orig_dst_v2 orig = {
+        .ip4 = pending->ip4,
+        .port = pending->port,
+        .socket_cookie = cookie, /* joins connect4's capture event (nodemesh_event_v2) */
+    };
     struct nodemesh_flow_key_v1 key = {
         .netns_cookie = bpf_get_netns_cookie(skops),
         .ip4 = skops->local_ip4,            /* network order */
         .port = (__u16)skops->local_port,   /* host order */
     };
-    nodemesh_orig_dst_v1.update(&key, &orig);
+    nodemesh_orig_dst_v2.update(&key, &orig);
     nodemesh_pending_v1.delete(&cookie);
-    nm_event(key.netns_cookie, NODEMESH_DIR_OUTBOUND, key.ip4, key.port, orig.ip4, orig.port);
 }
 
 int nodemesh_sock_ops(struct bpf_sock_ops *skops)

@@ -25,6 +25,7 @@ from controller.auth_kube import ServiceAccountTokenReviewAuthenticator, TokenRe
 from controller.ca import CertificateAuthority
 from controller.certs_service import CertificateServices, add_to_servers
 from controller.distributor import Distributor, subscriber_for, wanted_for
+from controller.flows_relay import FlowRelay
 from controller.leader import ElectionConfig, LeaseElector
 from controller.listeners import BOOTSTRAP_PORT, MTLS_PORT, ServingCertificates, make_listeners
 from controller.metrics import ControllerMetrics
@@ -89,6 +90,7 @@ class Controller:
             workload_tokens=workload_tokens,
         )
         self.distributor = Distributor(self.metrics)
+        self.flows = FlowRelay(self.metrics, self._known_waypoint)  # every component's events
         self.errors: list = []
 
     def refresh(self) -> bool:
@@ -116,6 +118,11 @@ class Controller:
         )
         return True
 
+    def _known_waypoint(self, key: str) -> bool:
+        """Whether "namespace/name" is a waypoint of the current model (flow reporters)."""
+        snap = self.distributor.snapshot
+        return snap is not None and key in snap.waypoints_by_key
+
     def routes(self) -> dict:
         def config(query):
             who = query.get("subscriber", [""])[0]
@@ -142,6 +149,7 @@ class Controller:
             "/debug/config": config,
             "/debug/registry": lambda q: {"errors": [str(e) for e in self.errors]},
             "/debug/certs": lambda q: {"issued": list(self.certs.issued)},
+            **self.flows.routes(),  # /debug/flows (long-poll), /debug/flows/sources
             "/debug/ca": lambda q: {
                 "trustDomain": self.ca.trust_domain,
                 "rootNotAfter": self.ca.root_not_after.isoformat(),
@@ -172,6 +180,7 @@ class Controller:
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
             self.distributor, self.listeners.mtls
         )
+        self.flows.add_to_server(self.listeners.mtls)
         await self.listeners.mtls.start()
         await self.listeners.bootstrap.start()
         if args.metrics_port >= 0:

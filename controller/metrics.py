@@ -67,3 +67,28 @@ class ControllerMetrics:
             ["kind"],
             registry=registry,
         )
+        # The flow relay (controller/flows_relay.py), by source_kind: agent | waypoint.
+        self.flow_relayed = Counter(
+            "nodemesh_flow_events_relayed",
+            "Flow events received from components and put in the cluster-wide ring.",
+            ["source_kind"],
+            registry=registry,
+        )
+        self.flow_dropped = Counter(
+            "nodemesh_flow_events_source_dropped",
+            "Flow events components lost before sending them (ring overwritten), as they report.",
+            ["source_kind"],
+            registry=registry,
+        )
+        self.flow_refused = Counter(
+            "nodemesh_flow_events_refused",
+            "Flow events refused by the relay, by reason (e.g. spoofed_reporter).",
+            ["source_kind", "reason"],
+            registry=registry,
+        )
+        self.flow_reporters = Gauge(
+            "nodemesh_flow_reporters",
+            "FlowReports streams open now.",
+            ["source_kind"],
+            registry=registry,
+        )

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from controller import scope
 from node_agent import cni_server
 from node_agent.capture import CaptureProgram
+from node_agent.capture_events import CaptureEvents
 from node_agent.pod import PodContext, PodDataplane
 from node_agent.policy import PolicyIndex
 from node_agent.routing import RoundRobin
@@ -34,6 +35,7 @@ from nodemesh import admin, bpffs, controlplane
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.flows import FlowRing
 from nodemesh.flows.agent import AgentFlows
+from nodemesh.flows.relay_client import FlowReporter, ReporterMetrics
 from nodemesh.flows_admin import flows_route
 from nodemesh.tasks import TaskSet
 from nodemesh.xds.stream import ConfigStream
@@ -95,7 +97,9 @@ class NodeAgent:
         self.registry = CollectorRegistry()
         self.metrics = AgentMetrics(self.registry)
         self.flows = FlowRing()  # flow events of this node's connections: /debug/flows
-        hooks = AgentFlows(settings.node, self.flows)
+        hooks = self.flow_hooks = AgentFlows(settings.node, self.flows)
+        self.capture_events: CaptureEvents | None = None  # eBPF decisions → flows, metrics
+        self.flow_reporter = FlowReporter(self.flows, ReporterMetrics(self.registry))  # → relay
         self.connections = ConnectionTable(self.metrics, access_log, hooks=hooks)
 
     # -- config ---------------------------------------------------------------------------------
@@ -137,6 +141,10 @@ class NodeAgent:
         address = f"{s.controller}:{s.mtls_port}"
         config = self._stream.run(lambda: controlplane.mtls_channel(address, self.node_identity))
         self._tasks.spawn(config, "config-stream")
+        flows = self.flow_reporter.run(
+            lambda: controlplane.mtls_channel(address, self.node_identity)
+        )
+        self._tasks.spawn(flows, "flow-reports")  # stopped with the other tasks
         self._tasks.spawn(self._reconcile_loop(), "reconcile")
         self._tasks.spawn(self._renew_loop(), "renew")
         if s.cni_socket:
@@ -156,6 +164,8 @@ class NodeAgent:
         self._tasks.cancel()
         await self._tasks.wait()
         await asyncio.gather(*(p.stop() for p in self.pods.values()), return_exceptions=True)
+        if self.capture_events is not None:
+            self.capture_events.stop()
         if self.capture is not None:
             self.capture.close(detach=detach)
         if self._admin is not None:
@@ -242,6 +252,19 @@ class NodeAgent:
             log.info("capture programs compiled in %.1fs", time.monotonic() - started)
         return self.capture
 
+    def _watch_capture(self, program: CaptureProgram) -> CaptureEvents:
+        """Capture decisions become flow events (point `captured`) and metrics, once."""
+        if self.capture_events is None:
+            self.capture_events = CaptureEvents(
+                program,
+                self.flow_hooks.capture,
+                lambda uid: getattr(self.pods.get(uid), "workload", None),
+            )
+            self.capture_events.start(asyncio.get_running_loop())
+            self.flow_hooks.captures = self.capture_events
+            self.metrics.watch_capture(program.reason_counts, program.event_drops)
+        return self.capture_events
+
     async def _renew_loop(self) -> None:
         """Renew certificates at half-life; pods switch to the new one for new connections
         while open tunnels carry on (nothing is dropped)."""
@@ -285,12 +308,13 @@ class NodeAgent:
 
     async def _add(self, workload) -> None:
         program = await asyncio.to_thread(self._program)
+        events = self._watch_capture(program)
         identity = await self._certificate(workload.identity)
         ctx = PodContext(
             state=lambda: self.config.state,
             policies=self.policies,
             pick=self.pick,
-            original_destination=program.original_destination,
+            original_destination=events.original_destination,
             connections=self.connections,
         )
         dataplane = PodDataplane(workload, identity, ctx)

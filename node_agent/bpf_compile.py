@@ -130,9 +130,20 @@ def _pinned(where: str, entry: Any) -> Pinned:
 
 # -- the command line the agent builds and the child parses ---------------------------------------
 def cflags_for(
-    bpf_dir: Path, *, outbound_port: int, hbone_port: int, mark: int, max_pods: int, max_flows: int
+    bpf_dir: Path,
+    *,
+    outbound_port: int,
+    hbone_port: int,
+    mark: int,
+    max_pods: int,
+    max_flows: int,
+    event_pages: int = 64,
 ) -> list[str]:
     """The loader's configuration, as cflags (bpf/README.md lists them)."""
+    if event_pages < 1 or event_pages & (event_pages - 1):
+        raise ValueError(
+            f"event_pages must be a power of two (ring buffer size), got {event_pages}"
+        )
     return [
         f"-I{bpf_dir}",
         f"-DNODEMESH_OUTBOUND_PORT={outbound_port}",
@@ -140,6 +151,7 @@ def cflags_for(
         f"-DNODEMESH_MARK={mark:#x}",
         f"-DNODEMESH_MAX_PODS={max_pods}",
         f"-DNODEMESH_MAX_FLOWS={max_flows}",
+        f"-DNODEMESH_EVENT_PAGES={event_pages}",
     ]
 
 

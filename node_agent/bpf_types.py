@@ -19,15 +19,18 @@ import socket
 import sys
 from dataclasses import dataclass
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 MAP_PENDING = "nodemesh_pending_v1"
-MAP_ORIG_DST = "nodemesh_orig_dst_v1"
+MAP_ORIG_DST = "nodemesh_orig_dst_v2"
 MAP_EXCLUSIONS = "nodemesh_exclusions_v1"
 MAP_PODS = "nodemesh_pods_v1"
 MAP_INBOUND = "nodemesh_inbound_v1"
 MAP_COUNTERS = "nodemesh_counters_v1"
-MAP_EVENTS = "nodemesh_events_v1"
+MAP_EVENTS = "nodemesh_events_v2"  # the ring buffer (no key/value sizes to check)
+MAP_REASONS = "nodemesh_reasons_v1"
+MAP_EVENT_DROPS = "nodemesh_event_drops_v1"
+PERCPU_MAPS = frozenset({"nodemesh_counters_v1", MAP_REASONS, MAP_EVENT_DROPS})
 
 
 # enum bpf_prog_type and enum bpf_attach_type (include/uapi/linux/bpf.h)
@@ -66,6 +69,58 @@ class Direction(enum.IntFlag):
     BOTH = 3
 
 
+class Reason(enum.IntEnum):
+    """NODEMESH_REASON_*: what a hook decided about one connection, and why.
+
+    REDIRECTED is the capture; every other reason left the connection alone. LOOPBACK and
+    FROM_POD are counted but write no event (see bpf/nodemesh_types.h)."""
+
+    REDIRECTED = 1
+    LOOPBACK = 2
+    AGENT_MARK = 3
+    EXCLUDED = 4
+    NO_RECORD = 5
+    FROM_POD = 6
+    PROBE_SOURCE = 7
+    HBONE_PORT = 8
+    NO_LISTENER = 9
+    ASSIGN_FAILED = 10
+
+    @property
+    def label(self) -> str:
+        """The metric label and flow-event spelling: "agent-mark"."""
+        return self.name.lower().replace("_", "-")
+
+    @property
+    def captured(self) -> bool:
+        return self is Reason.REDIRECTED
+
+
+REASONS = 11  # NODEMESH_REASONS: entries of nodemesh_reasons_v1 (index 0 unused)
+
+# What each reason means to an operator, for flow events and `meshctl trace`.
+REASON_TEXT = {
+    Reason.REDIRECTED: "redirected to the agent's listener",
+    Reason.LOOPBACK: "loopback destination, not mesh traffic",
+    Reason.AGENT_MARK: f"socket carries the agent's mark {0x539:#x}",
+    Reason.EXCLUDED: "destination excluded from capture",
+    Reason.NO_RECORD: "original-destination map full (raise NODEMESH_MAX_FLOWS)",
+    Reason.FROM_POD: "from the pod itself (the agent delivering)",
+    Reason.PROBE_SOURCE: "from the kubelet's probe address",
+    Reason.HBONE_PORT: "to the HBONE port, which the agent serves itself",
+    Reason.NO_LISTENER: "the agent has no inbound listener in the pod",
+    Reason.ASSIGN_FAILED: "the kernel refused the agent's listener (bpf_sk_assign)",
+}
+
+
+class HookCode(enum.IntEnum):
+    """NODEMESH_HOOK_*: the program that wrote an event."""
+
+    CONNECT4 = 1
+    CONNECT6 = 2
+    SK_LOOKUP = 3
+
+
 def ip4_to_u32(ip: str) -> int:
     """The address as the kernel keeps it in a __u32: network-order bytes read natively."""
     return int.from_bytes(socket.inet_aton(ip), sys.byteorder)
@@ -83,6 +138,20 @@ class Addr(ct.Structure):
     @classmethod
     def of(cls, ip: str | None, port: int | None) -> Addr:
         return cls(ip4_to_u32(ip) if ip else 0, port or 0, 0)
+
+    def pair(self) -> tuple[str, int]:
+        return u32_to_ip4(self.ip4), self.port
+
+
+class OrigDst(ct.Structure):
+    """struct nodemesh_orig_dst_v2: an original destination and the client socket's cookie."""
+
+    _fields_ = [
+        ("ip4", ct.c_uint32),
+        ("port", ct.c_uint16),
+        ("pad", ct.c_uint16),
+        ("socket_cookie", ct.c_uint64),
+    ]
 
     def pair(self) -> tuple[str, int]:
         return u32_to_ip4(self.ip4), self.port
@@ -116,28 +185,35 @@ class Counters(ct.Structure):
 
 
 class Event(ct.Structure):
-    """struct nodemesh_event_v1: one record of the ring buffer."""
+    """struct nodemesh_event_v2: one record of the ring buffer."""
 
     _fields_ = [
         ("time_ns", ct.c_uint64),
         ("netns_cookie", ct.c_uint64),
+        ("socket_cookie", ct.c_uint64),
         ("src_ip4", ct.c_uint32),
         ("dst_ip4", ct.c_uint32),
+        ("listener_ip4", ct.c_uint32),
         ("src_port", ct.c_uint16),
         ("dst_port", ct.c_uint16),
+        ("listener_port", ct.c_uint16),
         ("direction", ct.c_uint8),
-        ("pad", ct.c_uint8 * 7),
+        ("reason", ct.c_uint8),
+        ("hook", ct.c_uint8),
+        ("pad", ct.c_uint8 * 3),
     ]
 
 
 # Key and value types of each map, as the loader checks them against the compiled program.
 MAP_LAYOUTS: dict[str, tuple[type, type]] = {
     MAP_PENDING: (ct.c_uint64, Addr),
-    MAP_ORIG_DST: (FlowKey, Addr),
+    MAP_ORIG_DST: (FlowKey, OrigDst),
     MAP_EXCLUSIONS: (Addr, ct.c_uint32),
     MAP_PODS: (ct.c_uint32, Pod),
     MAP_INBOUND: (ct.c_uint32, ct.c_uint64),
     MAP_COUNTERS: (ct.c_uint64, Counters),
+    MAP_REASONS: (ct.c_uint32, ct.c_uint64),
+    MAP_EVENT_DROPS: (ct.c_uint32, ct.c_uint64),
 }
 
 
@@ -150,24 +226,68 @@ class CounterValues:
     passed: int = 0
 
 
+_DIRECTIONS = {int(d): d for d in (Direction.OUTBOUND, Direction.INBOUND)}  # one per event
+
+
+class EventDecodeError(ValueError):
+    """A ring-buffer record this agent cannot read: bpf/ and this module disagree."""
+
+
 @dataclass(frozen=True)
 class CaptureEvent:
-    """A decoded ring-buffer record; `pod_id` is resolved by the loader from the netns cookie."""
+    """A decoded ring-buffer record; `pod_id` is resolved by the loader from the netns cookie.
 
-    time_ns: int  # CLOCK_MONOTONIC, comparable with time.monotonic_ns()
+    Outbound events come from connect4/6, before the kernel chose the source port: `src` is
+    ("0.0.0.0", port) with the port the app bound, or 0. `socket_cookie` is the client socket's,
+    which the agent gets back with the original destination of the connection it accepted."""
+
+    time_ns: int  # CLOCK_BOOTTIME (bpf_ktime_get_boot_ns), see node_agent.capture_events
     pod_id: str | None
     netns_cookie: int
+    socket_cookie: int  # 0 for inbound (sk_lookup has no socket yet)
     direction: Direction
+    reason: Reason
+    hook: HookCode
     src: tuple[str, int]
     original_dst: tuple[str, int]
+    listener: tuple[str, int] | None  # where a captured connection went; None when passed
+
+    @property
+    def captured(self) -> bool:
+        return self.reason.captured
+
+    @classmethod
+    def from_bytes(cls, record: bytes, pod_id_of=lambda cookie: None) -> CaptureEvent:
+        """Decode one record; `pod_id_of(netns_cookie)` names the pod (None if unknown)."""
+        if len(record) != ct.sizeof(Event):
+            raise EventDecodeError(
+                f"capture event of {len(record)} bytes, expected {ct.sizeof(Event)}:"
+                " bpf/nodemesh_types.h and node_agent/bpf_types.py disagree"
+            )
+        raw = Event.from_buffer_copy(record)
+        return cls.decode(raw, pod_id_of(raw.netns_cookie))
 
     @classmethod
     def decode(cls, raw: Event, pod_id: str | None) -> CaptureEvent:
+        try:
+            direction, reason, hook = (
+                _DIRECTIONS[raw.direction],
+                Reason(raw.reason),
+                HookCode(raw.hook),
+            )
+        except (KeyError, ValueError) as exc:
+            raise EventDecodeError(
+                f"capture event with {exc}: is bpf/ newer than the agent?"
+            ) from None
         return cls(
             time_ns=raw.time_ns,
             pod_id=pod_id,
             netns_cookie=raw.netns_cookie,
-            direction=Direction(raw.direction),
+            socket_cookie=raw.socket_cookie,
+            direction=direction,
+            reason=reason,
+            hook=hook,
             src=(u32_to_ip4(raw.src_ip4), raw.src_port),
             original_dst=(u32_to_ip4(raw.dst_ip4), raw.dst_port),
+            listener=(u32_to_ip4(raw.listener_ip4), raw.listener_port) if reason.captured else None,
         )

@@ -67,6 +67,17 @@ def netns_cookie_of(sock: socket.socket) -> int:
     return struct.unpack("Q", sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
 
 
+@dataclass(frozen=True)
+class Original:
+    """What the agent learns of a connection accepted on a pod's outbound listener."""
+
+    destination: tuple[str, int]  # where the client meant to go
+    socket_cookie: int  # the client socket's: the key of its capture event
+    pod_id: str | None  # the pod it came from, when attached by this program
+    client: tuple[str, int]  # the peer address of the accepted socket (127.0.0.1, port)
+    netns_cookie: int
+
+
 @dataclass(eq=False)
 class PodCapture:
     """One pod's attachment. `detach()` undoes exactly what `attach_pod` did; twice is harmless."""
@@ -125,12 +136,15 @@ class CaptureProgram:
         mark: int = AGENT_MARK,
         max_pods: int = 1024,
         max_flows: int = 65536,
+        event_pages: int = 64,
         pin_root: Path = PIN_ROOT,
         bpffs_mount: Path = BPFFS,
         bpf_dir: Path = BPF_DIR,
     ):
         """`bpffs_mount`: where a bpffs is mounted if `pin_root` is not on one yet (local mode
-        passes nodemesh's own, nodemesh.bpffs.LOCAL_ROOT; Kubernetes nodes have /sys/fs/bpf)."""
+        passes nodemesh's own, nodemesh.bpffs.LOCAL_ROOT; Kubernetes nodes have /sys/fs/bpf).
+        `event_pages`: size of the capture-event ring buffer in 4 KiB pages (a power of two;
+        73 events a page)."""
         self.pin_root = Path(pin_root)
         self.bpffs_mount = Path(bpffs_mount)
         self.compiled_dir = self.pin_root / COMPILED_DIR
@@ -143,6 +157,7 @@ class CaptureProgram:
             mark=mark,
             max_pods=max_pods,
             max_flows=max_flows,
+            event_pages=event_pages,
         )
         bpffs.ensure(self.bpffs_mount)
         try:
@@ -153,7 +168,7 @@ class CaptureProgram:
             self.progs = {h.name: self.loaded.programs[h.name] for h in bt.HOOKS}
             cpus = len(libbpf.possible_cpus())
             self.maps = {
-                n: self._map(n, cpus if n == bt.MAP_COUNTERS else 1) for n in bt.MAP_LAYOUTS
+                n: self._map(n, cpus if n in bt.PERCPU_MAPS else 1) for n in bt.MAP_LAYOUTS
             }
             events = self.loaded.maps[bt.MAP_EVENTS]
             self._ring: libbpf.RingBuffer | None = libbpf.RingBuffer(
@@ -252,10 +267,14 @@ class CaptureProgram:
     def original_destination(self, accepted: socket.socket) -> tuple[str, int]:
         """Where the client of a connection accepted on a pod's outbound listener meant to go.
 
-        Reads and forgets the record: ask once per connection.
-        """
+        Reads and forgets the record: ask once per connection."""
+        return self.take_original(accepted).destination
+
+    def take_original(self, accepted: socket.socket) -> Original:
+        """The original destination, with what joins the connection to its capture event."""
         peer_ip, peer_port = accepted.getpeername()[:2]
-        key = bt.FlowKey(netns_cookie_of(accepted), bt.ip4_to_u32(peer_ip), peer_port, 0)
+        netns_cookie = netns_cookie_of(accepted)
+        key = bt.FlowKey(netns_cookie, bt.ip4_to_u32(peer_ip), peer_port, 0)
         found = self.maps[bt.MAP_ORIG_DST].lookup(key)
         if found is None:
             raise LookupError(
@@ -263,20 +282,52 @@ class CaptureProgram:
                 " the outbound listener (127.0.0.1:15001) of an enrolled pod, and asked only once?"
             )
         self.maps[bt.MAP_ORIG_DST].delete(key)
-        return found.pair()
+        pod = self.pod_of(netns_cookie)
+        return Original(found.pair(), found.socket_cookie, pod, (peer_ip, peer_port), netns_cookie)
 
+    def pod_of(self, netns_cookie: int) -> str | None:
+        """The id of the attached pod with that netns cookie, if any."""
+        pod = next((p for p in self.pods.values() if p.netns_cookie == netns_cookie), None)
+        return pod.pod_id if pod else None
+
+    # -- capture events ---------------------------------------------------------------------------
     def poll_events(self, timeout_ms: int = 0) -> list[bt.CaptureEvent]:
         """Capture events that arrived since the last call, waiting up to `timeout_ms` for one."""
-        if self._ring is None:
-            raise CaptureError("poll_events after close()")
-        self._ring.poll(timeout_ms)
+        self._ring_or_fail().poll(timeout_ms)
         events, self._events = self._events, []
         return events
 
+    def consume_events(self) -> list[bt.CaptureEvent]:
+        """What the ring holds now, without waiting (for an event loop watching `events_fd`)."""
+        self._ring_or_fail().consume()
+        events, self._events = self._events, []
+        return events
+
+    def events_fd(self) -> int:
+        """An fd that polls readable while capture events wait (the ring's epoll fd)."""
+        return self._ring_or_fail().fileno()
+
+    def _ring_or_fail(self) -> libbpf.RingBuffer:
+        if self._ring is None:
+            raise CaptureError("capture events read after close()")
+        return self._ring
+
     def _on_event(self, record: bytes) -> None:
-        raw = bt.Event.from_buffer_copy(record)
-        pod = next((p for p in self.pods.values() if p.netns_cookie == raw.netns_cookie), None)
-        self._events.append(bt.CaptureEvent.decode(raw, pod.pod_id if pod else None))
+        self._events.append(bt.CaptureEvent.from_bytes(record, self.pod_of))
+
+    def event_drops(self) -> int:
+        """Events the hooks could not write because the ring was full, since the compile."""
+        per_cpu = self.maps[bt.MAP_EVENT_DROPS].lookup(ct.c_uint32(0))
+        return sum(per_cpu) if per_cpu is not None else 0
+
+    def reason_counts(self) -> dict[bt.Reason, int]:
+        """Decisions of every pod by reason (captures and passes), since the compile."""
+        reasons = self.maps[bt.MAP_REASONS]
+        counts = {}
+        for reason in bt.Reason:
+            per_cpu = reasons.lookup(ct.c_uint32(reason))
+            counts[reason] = sum(per_cpu) if per_cpu is not None else 0
+        return counts
 
     def close(self, detach: bool = True) -> None:
         """Release the programs and unpin them. detach=False keeps every pod captured through

@@ -150,6 +150,7 @@ class PodDataplane:
                     f"{req.authority[0]}:{req.authority[1]}",
                     tunnel_headers(self.ip, baggage=self.baggage),
                 )
+                record.tunnel = tunnel.key  # the destination agent records the same key
                 sent, received = await tunnel.splice(reader, writer)
             elif req.route is Route.PASSTHROUGH:
                 upstream = await self._connect(*req.authority)
@@ -188,12 +189,14 @@ class PodDataplane:
             )
             log.info("refused %s → %s:%s: %s", peer, ip, port, reason)
             request.refuse(403, reason)
-            record = self._inbound_record(source_ip, ip, port, None, peer)
+            record = self._inbound_record(source_ip, ip, port, None, peer, request)
             self.ctx.connections.close(record, reason, ResponseFlag.DENY)
             return
         conn = Connection(peer, source_ip, ip, port, via_waypoint=waypoint is not None, tls=True)
         decision = decide(conn, self.workload, self.ctx.policies())
-        record = self._inbound_record(source_ip, ip, port, decision, str(request.peer_identity))
+        record = self._inbound_record(
+            source_ip, ip, port, decision, str(request.peer_identity), request
+        )
         if not decision.allowed:
             log.info(
                 "denied %s → %s/%s:%s: %s",
@@ -245,7 +248,10 @@ class PodDataplane:
         received, sent = await pipe((reader, writer), upstream)
         self.ctx.connections.close(record, sent=sent, received=received)
 
-    def _inbound_record(self, src_ip, dst_ip, dst_port, decision, principal) -> ConnectionRecord:
+    def _inbound_record(
+        self, src_ip, dst_ip, dst_port, decision, principal, tunnel: TunnelRequest | None = None
+    ) -> ConnectionRecord:
+        """`tunnel`: the HBONE request it arrived on; its key and traceparent join the trace."""
         return self.ctx.connections.open(
             ConnectionRecord(
                 direction=Direction.INBOUND,
@@ -257,6 +263,8 @@ class PodDataplane:
                 source_principal=principal,
                 destination_principal=self.workload.identity,
                 decision=decision,
+                tunnel=tunnel.stream.key if tunnel is not None else None,
+                traceparent=tunnel.headers.get("traceparent") if tunnel is not None else None,
             )
         )
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily
 
 from controller.model import PeerWorkload, Service, Workload
 from node_agent.policy import Decision
@@ -97,6 +98,44 @@ class AgentMetrics:
     def count_decision(self, decision: Decision) -> None:
         self.decisions.labels(decision.action.lower(), decision.code.value).inc()
 
+    def watch_capture(
+        self, reasons: Callable[[], Mapping[Any, int]], drops: Callable[[], int]
+    ) -> None:
+        """Export the capture programs' own counters, read from their maps at scrape time
+        (node_agent.capture: `reason_counts`, keys with `.label` and `.captured`; `event_drops`)."""
+        self.registry.register(_CaptureCollector(reasons, drops))
+
+
+class _CaptureCollector:
+    """eBPF decisions by reason, and capture events lost to a full ring buffer."""
+
+    def __init__(self, reasons: Callable[[], Mapping[Any, int]], drops: Callable[[], int]) -> None:
+        self._reasons, self._drops = reasons, drops
+
+    def describe(self) -> list:
+        return []  # read the maps at scrape time only
+
+    def collect(self):
+        decisions = CounterMetricFamily(
+            "nodemesh_agent_capture_decisions",
+            "TCP connections the eBPF hooks captured or passed, by reason.",
+            labels=["decision", "reason"],
+        )
+        dropped = CounterMetricFamily(
+            "nodemesh_agent_capture_event_drops",
+            "Capture events lost because the ring buffer was full (the connection was not).",
+        )
+        try:
+            counts, lost = self._reasons(), self._drops()
+        except Exception:  # the programs are closing: nothing to report
+            return
+        for reason, count in counts.items():
+            decision = "captured" if reason.captured else "passed"
+            decisions.add_metric([decision, reason.label], count)
+        dropped.add_metric([], lost)
+        yield decisions
+        yield dropped
+
 
 @dataclass(eq=False, slots=True)
 class _Series:
@@ -129,6 +168,8 @@ class ConnectionRecord:
     destination_principal: str | None = None  # SPIFFE ID the destination proved
     route: Route | None = None  # outbound only
     decision: Decision | None = None  # inbound only
+    tunnel: str | None = None  # the HBONE tunnel's key, either direction (headers.tunnel_key)
+    traceparent: str | None = None  # inbound HBONE: the traceparent its CONNECT carried
     id: int = field(default_factory=lambda: next(_ids))
     start_time: float = 0.0  # Unix time, set by ConnectionTable.open
     end_time: float | None = None  # Unix time, set by ConnectionTable.close

@@ -6,8 +6,10 @@ each is reached from inside its own network namespace through `nodemesh.local.ad
 waypoint pod's netns (found in the runtime's published status by the Gateway API label the
 waypoint Deployment's pods carry). `sources` lists them; `poll` asks one for its next page.
 
-The controller relay (one stream for the whole cluster, issue 6) is not built yet; when it is,
-`meshctl trace --follow` reads it instead of visiting each node.
+The controller relays every component's events into one ring (controller/flows_relay.py), served
+on its own admin endpoint (127.0.0.1:15010 in node1's netns, where local mode runs it) with the
+same `/debug/flows` contract; `pick_sources` makes that one source the whole cluster when the
+relay answers, and falls back to visiting each component (with the reason) when it does not.
 """
 
 from __future__ import annotations
@@ -23,8 +25,16 @@ from nodemesh.local import cluster
 from nodemesh.local.admin_client import AdminError, get_json
 from nodemesh.local.runtime import load_plan
 from nodemesh.local.state import StateDir
+from nodemesh.local.system import ADMIN_PORT as CONTROLLER_ADMIN_PORT
+from nodemesh.local.system import controller_node
 
 ADMIN_PORT = 15000  # agents and waypoints alike, 127.0.0.1 in their own netns
+RELAY = "controller relay"
+SourceFinder = Callable[[StateDir], "list[Source]"]
+
+
+class RelayUnavailable(RuntimeError):
+    """`--source relay` was asked for and the controller's relay does not answer."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,32 @@ def sources(state: StateDir) -> list[Source]:
     return found
 
 
+def relay_sources(state: StateDir) -> list[Source]:
+    """The controller's relay: one source holding every agent's and waypoint's events."""
+    node = controller_node(load_plan(state))
+    return [Source(RELAY, node.netns, CONTROLLER_ADMIN_PORT)]
+
+
+def pick_sources(state: StateDir, forced: str | None) -> tuple[SourceFinder, str | None]:
+    """Where to read: `forced` ("relay" | "components") or, unset, the relay when it answers.
+    Returns the source finder and, when falling back, a note saying why."""
+    if forced == "components":
+        return sources, None
+    (relay,) = relay_sources(state)
+    try:
+        get_json(relay.netns, relay.port, "/debug/flows/sources", timeout=2.0)
+    except (AdminError, OSError) as exc:
+        if forced == "relay":
+            raise RelayUnavailable(
+                f"the controller's flow relay does not answer ({exc}); is the controller "
+                "running (meshctl get pods -n nodemesh-system)? --source components reads "
+                "each agent and waypoint instead"
+            ) from exc
+        note = f"note: the controller's flow relay does not answer ({exc}); polling each component"
+        return sources, note
+    return relay_sources, None
+
+
 def poll(source: Source, path: str, timeout: float = 5.0) -> dict | None:
     """The source's answer to `path`, or None when it cannot be reached now (restarting)."""
     try:
@@ -57,11 +93,11 @@ def poll(source: Source, path: str, timeout: float = 5.0) -> dict | None:
 
 
 def poll_round(
-    state: StateDir, follower: Follower, *, drain: bool = False
+    state: StateDir, follower: Follower, *, drain: bool = False, find: SourceFinder = sources
 ) -> list[list[FlowEvent]]:
     """One visit to every source; with `drain`, each is read until it has nothing more."""
     batches = []
-    for source in sources(state):
+    for source in find(state):
         while True:
             answer = poll(source, follower.path(source.name))
             if answer is None:
@@ -77,10 +113,11 @@ def rounds(
     follower: Follower,
     interval: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    find: SourceFinder = sources,
 ) -> Iterator[list[list[FlowEvent]]]:
     """Poll rounds forever, `interval` apart; sources are looked up again every round, so a
     waypoint deployed (or an agent restarted) while following joins the stream."""
     while True:
-        yield poll_round(state, follower, drain=True)
+        yield poll_round(state, follower, drain=True, find=find)
         follower.started = True
         sleep(interval)

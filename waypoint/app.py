@@ -25,6 +25,7 @@ from controller import scope
 from nodemesh import admin, controlplane
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.flows import FlowRing
+from nodemesh.flows.relay_client import FlowReporter, ReporterMetrics
 from nodemesh.flows_admin import flows_route
 from nodemesh.hbone.client import HbonePool
 from nodemesh.hbone.headers import tunnel_headers
@@ -33,7 +34,7 @@ from nodemesh.identity import SpiffeId
 from nodemesh.tasks import TaskSet
 from nodemesh.xds.stream import ConfigStream
 from waypoint.flows import FlowObserver
-from waypoint.h1_upstream import UpstreamPool
+from waypoint.h1_upstream import CONNECT_TRACEPARENT, UpstreamPool
 from waypoint.h2_pool import Http2Pool, by_protocol
 from waypoint.h2_session import http2_server
 from waypoint.inbound import Inbound
@@ -84,6 +85,7 @@ class Waypoint:
             ring=self.flows,
             waypoint=f"{settings.namespace}/{settings.name}",
         )
+        self.flow_reporter = FlowReporter(self.flows, ReporterMetrics(self.registry))  # → relay
         self.identity: KeyAndCert | None = None
         self.stopping = False
         self._tasks = TaskSet(f"waypoint/{settings.namespace}/{settings.name}")
@@ -146,6 +148,8 @@ class Waypoint:
         address = f"{s.controller}:{s.mtls_port}"
         config = self._stream.run(lambda: controlplane.mtls_channel(address, self.identity))
         self._tasks.spawn(config, "config-stream")
+        flows = self.flow_reporter.run(lambda: controlplane.mtls_channel(address, self.identity))
+        self._tasks.spawn(flows, "flow-reports")  # stopped with the other tasks
         self._tasks.spawn(self._renew_loop(), "renew")
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -212,7 +216,7 @@ class Waypoint:
                 (ip, HBONE_PORT),
                 SpiffeId.parse(peer.identity),
                 f"{ip}:{port}",
-                tunnel_headers(self.settings.pod_ip),
+                tunnel_headers(self.settings.pod_ip, traceparent=CONNECT_TRACEPARENT.get()),
             )
             return TunnelStream(tunnel)
         reader, writer = await asyncio.open_connection(ip, port)

@@ -6,6 +6,10 @@ output: it builds a `FlowEvent` from the same record and appends it to the waypo
 `FlowRing`, served on the admin endpoint as `/debug/flows`. Subclassing (instead of editing the
 observer) keeps the request path untouched: the proxy calls `finish` as before.
 
+The event names the upstream HBONE tunnel that carried the request (`tunnel`, the key the
+destination agent records on its decision too), so a trace finds that decision exactly even when
+the tunnel was opened for an earlier request and reused.
+
 The verdict follows what the client saw: DENIED when an AuthorizationPolicy refused the request
 (with that policy and rule), ERROR when the mesh failed or answered it itself (no response at
 all, or a 4xx/5xx carrying an Envoy response flag: no route, rate limited, upstream failure,
@@ -72,6 +76,7 @@ def request_event(record: RequestRecord, reporter: str, number: str) -> FlowEven
             trace_id=record.trace.trace_id if record.trace is not None else None,
             route=record.route_name,
         ),
+        tunnel=record.upstream_tunnel,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from waypoint import http1 as h1
@@ -23,6 +24,18 @@ log = logging.getLogger("nodemesh.waypoint.upstream")
 
 Endpoint = tuple[str, int]
 Connector = Callable[[Endpoint], Awaitable[ByteStream]]
+# The traceparent a connector puts on the HBONE CONNECT it opens (ztunnel does), set by the
+# pipeline around `acquire`: the connection is opened for that request, in its context (a
+# pooled opening runs in a task, which copies the context of the request that started it).
+CONNECT_TRACEPARENT: ContextVar[str | None] = ContextVar("connect_traceparent", default=None)
+
+
+def tunnel_key(stream: object) -> str | None:
+    """The HBONE tunnel key of a stream (`TunnelStream`), None for plain TCP: flow events."""
+    tunnel = getattr(stream, "tunnel", None)
+    return getattr(tunnel, "key", None)
+
+
 IDLE_PER_ENDPOINT = 32
 
 
@@ -54,6 +67,11 @@ class Http1Upstream:
         self.conn = h1.ClientConnection()
         self.reusable = False  # the exchange completed on a keep-alive connection
         self.completed = False  # the response was read to its end
+
+    @property
+    def tunnel(self) -> str | None:
+        """The HBONE tunnel this connection runs in (its key), None over plain TCP."""
+        return tunnel_key(self.stream)
 
     async def send(
         self, head: RequestHead, body: bytes, upgrade: str | None = None

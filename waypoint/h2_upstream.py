@@ -35,7 +35,7 @@ from h2.errors import ErrorCodes
 
 from nodemesh.tasks import TaskSet
 from waypoint import http2
-from waypoint.h1_upstream import UpstreamError, UpstreamResponse
+from waypoint.h1_upstream import UpstreamError, UpstreamResponse, tunnel_key
 from waypoint.h2_wire import H2Wire
 from waypoint.messages import Headers, RequestHead
 from waypoint.streams import ByteStream
@@ -223,6 +223,11 @@ class H2Exchange:
         self._ended = False  # the upstream ended the stream (END_STREAM)
         self._done = False  # we are finished with the stream: read to its end, or abandoned
         self._error: UpstreamError | None = None
+
+    @property
+    def tunnel(self) -> str | None:
+        """The HBONE tunnel the connection runs in (its key), None over plain TCP."""
+        return tunnel_key(self.connection.stream)
 
     async def send(
         self, head: RequestHead, body: bytes, upgrade: str | None = None

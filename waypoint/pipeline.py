@@ -36,7 +36,12 @@ from waypoint.authz import (
 )
 from waypoint.exchange import Downstream, Reply, text_reply
 from waypoint.grpc_local import grpc_shaped
-from waypoint.h1_upstream import UpstreamError, UpstreamPool, UpstreamResponse
+from waypoint.h1_upstream import (
+    CONNECT_TRACEPARENT,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 from waypoint.h2_pool import Upstreams
 from waypoint.messages import RequestHead, ResponseHead
 from waypoint.observer import RequestObserver
@@ -63,6 +68,7 @@ class Trip:
     service: Service | None = None
     destination: PeerWorkload | None = None
     upstream: tuple[str, int] | None = None
+    upstream_tunnel: str | None = None  # the HBONE tunnel of the final attempt, by its key
     route_name: str | None = None
     retries: int = 0
     authz: object | None = None
@@ -205,8 +211,13 @@ class Proxy:
         pool = self.upstream_for(trip.req.head.protocol)
         try:
             async with asyncio.timeout(_per_try(fwd, policy)):
-                upstream = await pool.acquire(endpoint.address)
                 head = replace(fwd.head, headers=_upstream_headers(fwd.head, trip))
+                opening = CONNECT_TRACEPARENT.set(head.header("traceparent"))
+                try:
+                    upstream = await pool.acquire(endpoint.address)
+                finally:
+                    CONNECT_TRACEPARENT.reset(opening)
+                trip.upstream_tunnel = getattr(upstream, "tunnel", None)
                 response = await upstream.send(head, trip.req.body, trip.req.upgrade)
         except TimeoutError:
             if upstream is not None:
@@ -295,6 +306,7 @@ class Proxy:
                     flags=frozenset(trip.flags),
                     retries=trip.retries,
                     upstream_address=trip.upstream,
+                    upstream_tunnel=trip.upstream_tunnel,
                     route_name=trip.route_name,
                     authz=trip.authz,
                     request_id=trip.trace.request_id if trip.trace else None,

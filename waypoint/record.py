@@ -158,6 +158,7 @@ class RequestRecord:
     flags: frozenset[ResponseFlag] = frozenset()  # how it ended, "-" when empty
     retries: int = 0  # attempts after the first
     upstream_address: tuple[str, int] | None = None  # endpoint address of the final attempt
+    upstream_tunnel: str | None = None  # HBONE tunnel key of the final attempt (None: plain TCP)
     upstream_cluster: str | None = None  # Istio's "outbound|80||web.shop.svc.cluster.local"
     route_name: str | None = None  # "<namespace>/<HTTPRoute>[/<rule name or index>]"
     request_id: str | None = None  # x-request-id as sent upstream (tracing.Propagation)

@@ -22,7 +22,7 @@ from nodemesh.cli.context import Ctx, pass_ctx, user_errors
 from nodemesh.cli.output import emit
 from nodemesh.cli.pod_cmds import find_pod, pick_container
 from nodemesh.flows import FlowFilter, FlowFilterError, Follower, line, merge, tail
-from nodemesh.flows_local import rounds
+from nodemesh.flows_local import RelayUnavailable, pick_sources, rounds
 from nodemesh.local import cluster
 from nodemesh.trace import HttpProbe, Probe, Trace, TraceError, explain, parse_header, render
 from nodemesh.trace.live import LivePlan, live_trace
@@ -64,6 +64,13 @@ FOLLOW_INTERVAL = 0.5  # seconds between polls: live requests show within a seco
 @click.option(
     "--http-status", metavar="N", help="Events with this HTTP status (403) or class (5xx)."
 )
+@click.option(
+    "--source",
+    "flow_source",
+    type=click.Choice(["relay", "components"]),
+    help="Read flow events from the controller's relay or from each component "
+    "(default: the relay when it answers).",
+)
 @click.option("--trust-domain", default=DEFAULT_TRUST_DOMAIN, show_default=True)
 @click.option("-o", "--output", type=click.Choice(["json", "yaml"]))
 @pass_ctx
@@ -84,6 +91,7 @@ def trace(
     to,
     verdict,
     http_status,
+    flow_source,
 ):
     """The path of a connection from pod FROM to TO (a pod, a Service or an IP), hop by hop;
     or, with --follow / --last N, the mesh's flow events as agents and waypoints record them."""
@@ -102,7 +110,7 @@ def trace(
             )
         except FlowFilterError as exc:
             raise click.UsageError(str(exc)) from exc
-        _flows(ctx, flt, follow=follow, last=last, as_json=output == "json")
+        _flows(ctx, flt, follow=follow, last=last, as_json=output == "json", forced=flow_source)
         return
     if not source or not target:
         raise click.UsageError(
@@ -136,14 +144,22 @@ def _live(ctx: Ctx, objects: list[dict], probe: Probe, trust_domain: str) -> Tra
     return live_trace(plan, run=runner, flows=LocalFlows(ctx.state))
 
 
-def _flows(ctx: Ctx, flt: FlowFilter, *, follow: bool, last: int | None, as_json: bool) -> None:
-    """Poll every agent and waypoint; print what passes the filter; stop on Ctrl-C."""
+def _flows(
+    ctx: Ctx, flt: FlowFilter, *, follow: bool, last: int | None, as_json: bool, forced=None
+) -> None:
+    """Poll the relay (or every agent and waypoint); print what passes; stop on Ctrl-C."""
     with user_errors():
         cluster.read_status(ctx.state)
+    try:
+        find, note = pick_sources(ctx.state, forced)
+    except RelayUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    if note:
+        click.echo(note, err=True)
     follower = Follower(history=last is not None)
     reported: dict[str, int] = {}
     try:
-        for i, batches in enumerate(rounds(ctx.state, follower, FOLLOW_INTERVAL)):
+        for i, batches in enumerate(rounds(ctx.state, follower, FOLLOW_INTERVAL, find=find)):
             events = merge(batches, flt)
             if i == 0 and last is not None:
                 events = tail(events, last)

@@ -13,12 +13,22 @@ one event, so the table stays the single source of truth and nothing is computed
     inbound close    refused before policy (waypoint-only) → destination-agent DENIED
                      allowed → delivered FORWARDED, or ERROR when the app refused the port
 
+Before an outbound open, the eBPF capture of that connection (node_agent.capture_events, when
+`captures` is set) is written at point `captured`, with the connection's flow_id and the time
+connect() was captured. Captures that belong to no connection the agent accepted (passed ones,
+inbound ones, ones nobody accepted) come in through `capture` and get a flow_id of their own.
+
+Events about an HBONE tunnel carry its key (`nodemesh.hbone.headers.tunnel_key`: tunnel-out at
+the source, the decision and delivery at the destination, with the CONNECT's traceparent), so a
+trace joins a hop to the exact decision of the tunnel that carried it.
+
 Records are read by attribute (no import of node_agent: the shared package must not depend on
 a component), so any object with ConnectionRecord's fields will do, as the tests' stand-ins do.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import replace
 from typing import Any
@@ -34,13 +44,38 @@ DENY, CONNECT = "DENY", "CONNECT"  # ResponseFlag values
 
 
 class AgentFlows:
-    """The ConnectionTable's open/close hooks, writing events into `ring` as agent `node`."""
+    """The ConnectionTable's open/close hooks, writing events into `ring` as agent `node`.
 
-    def __init__(self, node: str, ring: FlowRing) -> None:
-        self.node, self.ring = node, ring
+    `captures`, once the agent has capture programs, answers `claim(record)` with the capture of
+    an outbound record's connection, or None (an object with the attributes of
+    node_agent.capture_events.Capture)."""
+
+    def __init__(self, node: str, ring: FlowRing, captures: Any = None) -> None:
+        self.node, self.ring, self.captures = node, ring, captures
+        self._unjoined = itertools.count(1)
 
     def opened(self, record: Any) -> None:
+        if self.captures is not None and _outbound(record):
+            self._record(self._joined_capture, record)
         self._record(opened_event, record)
+
+    def capture(self, capture: Any, workload: Any) -> None:
+        """Write a capture that joins no connection record; `workload` is its pod's, or None."""
+        flow_id = f"{self.node}/capture-{next(self._unjoined)}"
+        try:
+            event = captured_event(capture, self.node, flow_id, workload)
+        except Exception:
+            log.exception("could not build a flow event for capture %r", capture)
+            return
+        self.ring.append(event)
+
+    def _joined_capture(self, record: Any, node: str) -> FlowEvent | None:
+        capture = self.captures.claim(record)
+        if capture is None:
+            return None
+        event = captured_event(capture, node, f"{node}/{record.id}", record.source)
+        source = _endpoint(record.source, record.source_principal, record.source_address, True)
+        return replace(event, source=source)
 
     def closed(self, record: Any) -> None:
         self._record(closed_event, record)
@@ -86,6 +121,37 @@ def closed_event(r: Any, node: str) -> FlowEvent | None:
     return _event(r, node, Point.DELIVERED, _outcome(r), _closing_reason(r))
 
 
+def captured_event(c: Any, node: str, flow_id: str, workload: Any) -> FlowEvent:
+    """The `captured` event of one hook decision; `workload` is the pod the hook ran for."""
+    pod = Endpoint(
+        namespace=workload.namespace if workload is not None else None,
+        name=workload.name if workload is not None else None,
+    )
+    if c.direction == "outbound":
+        bound = c.source[1]
+        source = replace(pod, address=format_address(("127.0.0.1", bound)) if bound else None)
+        destination = Endpoint(address=format_address(c.original_destination))
+    else:
+        source = Endpoint(address=format_address(c.source))
+        destination = replace(pod, address=format_address(c.original_destination))
+    where = format_address(c.original_destination)
+    if c.captured:
+        reason = f"{c.hook}: {where} redirected to {format_address(c.listener)}"
+    else:
+        reason = f"{c.hook}: {where} passed, {c.reason} ({c.explanation})"
+    return FlowEvent(
+        time=c.time,
+        point=Point.CAPTURED,
+        reporter=f"agent {node}",
+        flow_id=flow_id,
+        verdict=FlowVerdict.FORWARDED,
+        reason=reason,
+        source=source,
+        destination=destination,
+        route="captured" if c.captured else "passthrough",
+    )
+
+
 def _event(
     r: Any, node: str, point: Point, verdict: FlowVerdict, reason: str, at: float | None = None
 ) -> FlowEvent:
@@ -105,6 +171,8 @@ def _event(
         destination=destination,
         service=service,
         route=_route(r) if _outbound(r) else None,
+        tunnel=getattr(r, "tunnel", None),  # inbound HBONE only; absent on older records
+        traceparent=getattr(r, "traceparent", None),
     )
 
 

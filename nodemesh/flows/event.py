@@ -12,7 +12,8 @@ The observation points are the hops of `nodemesh.trace.Component`, spelled as Hu
 own, so a live event can be matched with an `--explain` hop by `Point.component`.
 
 Events cross the admin endpoint as JSON (`to_dict` / `from_dict`); both ends must agree, so the
-two functions live side by side and the tests round-trip every field.
+two functions live side by side and the tests round-trip every field. Fields added later
+(`tunnel`, `traceparent`) are optional on the wire, so events from an older component still read.
 """
 
 from __future__ import annotations
@@ -113,6 +114,11 @@ class FlowEvent:
     rule: int | None = None  # index of the deciding rule in that policy
     route: str | None = None  # "direct", "waypoint", "passthrough" (source-agent events)
     http: Http | None = None  # waypoint events only
+    # The HBONE tunnel that carried it, named alike at both ends (`nodemesh.hbone.headers.
+    # tunnel_key`): the waypoint's upstream tunnel on its request event, the arriving tunnel on
+    # the destination agent's events. Equal keys join a request to the decision exactly.
+    tunnel: str | None = None
+    traceparent: str | None = None  # the W3C traceparent the tunnel's CONNECT carried (agent)
 
     def to_dict(self) -> dict:
         """Plain JSON data; empty fields are left out so `-o json` lines stay short."""
@@ -120,7 +126,7 @@ class FlowEvent:
         out |= {"flow_id": self.flow_id, "verdict": str(self.verdict), "reason": self.reason}
         out |= {"source": self.source.to_dict(), "destination": self.destination.to_dict()}
         optional = {"service": self.service, "policy": self.policy, "rule": self.rule}
-        optional["route"] = self.route
+        optional |= {"route": self.route, "tunnel": self.tunnel, "traceparent": self.traceparent}
         out |= {k: v for k, v in optional.items() if v is not None}
         if self.http is not None:
             out["http"] = self.http.to_dict()
@@ -145,6 +151,8 @@ class FlowEvent:
                 rule=data.get("rule"),
                 route=data.get("route"),
                 http=Http(**http) if http is not None else None,
+                tunnel=_optional_text(data, "tunnel"),
+                traceparent=_optional_text(data, "traceparent"),
             )
         except KeyError as exc:
             raise FlowEventError(f"flow event without field {exc}: {data!r}") from None
@@ -152,3 +160,11 @@ class FlowEvent:
             raise FlowEventError(
                 f"malformed flow event ({exc}); are the CLI and the component the same version?"
             ) from None
+
+
+def _optional_text(data: dict, name: str) -> str | None:
+    """A text field newer components add: absent (an older component) reads as None."""
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise FlowEventError(f"flow event field {name!r} must be text, got {value!r}")
+    return value

@@ -27,6 +27,7 @@ from h2.errors import ErrorCodes
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.hbone import events as ev
 from nodemesh.hbone.events import HboneError
+from nodemesh.hbone.headers import tunnel_key
 from nodemesh.hbone.protocol import HboneClientConnection, HboneSettings
 from nodemesh.hbone.tls import PeerIdentityError, client_context, reload_identity
 from nodemesh.hbone.tunnel import HboneConnectionShell, Tunnel, TunnelResetError
@@ -75,6 +76,11 @@ class _ClientShell(HboneConnectionShell):
             raise PeerIdentityMismatch(
                 f"peer at {self.key.where} presented {peer} but {expected} was expected"
             )
+
+    def tunnel_key(self, stream_id: int) -> str | None:
+        if self.sockname is None or self.peername is None:
+            return None
+        return tunnel_key(self.sockname, self.peername, stream_id)
 
     @property
     def usable(self) -> bool:

@@ -54,6 +54,17 @@ def tunnel_headers(
     return headers
 
 
+def tunnel_key(client: tuple[str, int], server: tuple[str, int], stream_id: int) -> str:
+    """Names one CONNECT stream the same way at both ends: "198.18.2.9:41234>198.18.2.7:15008#3".
+
+    The TLS connection's two addresses (the client's ephemeral port makes it unique while it is
+    open) plus the stream id: the client reads them as (sockname, peername), the server as
+    (peername, sockname). A waypoint's request event and the destination agent's decision carry
+    the same key, so a trace joins them exactly, also when the tunnel is reused across requests.
+    """
+    return f"{format_authority(*client)}>{format_authority(*server)}#{stream_id}"
+
+
 def header_value(text: str) -> str:
     """Printable ASCII only and bounded: a reason must never break the header block or the log."""
     cleaned = "".join(c if " " <= c <= "~" else "?" for c in text[:MAX_REASON])

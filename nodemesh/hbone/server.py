@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.hbone import events as ev
+from nodemesh.hbone.headers import tunnel_key
 from nodemesh.hbone.protocol import HboneServerConnection, HboneSettings
 from nodemesh.hbone.tls import reload_identity, server_context
 from nodemesh.hbone.tunnel import HboneConnectionShell, Tunnel, TunnelResetError
@@ -117,6 +118,11 @@ class _ServerShell(HboneConnectionShell):
             case ev.ConnectionClosed():
                 if not self.tunnels:
                     self.close("client went away")
+
+    def tunnel_key(self, stream_id: int) -> str | None:
+        if self.sockname is None or self.peername is None:
+            return None
+        return tunnel_key(self.peername, self.sockname, stream_id)
 
     def start_drain(self) -> None:
         self.draining = True

@@ -61,6 +61,9 @@ class HboneConnectionShell(asyncio.BufferedProtocol):
         self.peer: SpiffeId | None = None
         self.error: BaseException | None = None  # why the connection ended, if not cleanly
         self.transport: asyncio.Transport | None = None
+        # the TLS connection's own ends, set once connected: they name its tunnels (`tunnel_key`)
+        self.sockname: tuple[str, int] | None = None
+        self.peername: tuple[str, int] | None = None
         self._view = memoryview(bytearray(READ_BUFFER))
         self.bytes_in = 0  # plaintext bytes read: none at all says "closed at the handshake"
         self._writable = asyncio.Event()
@@ -72,6 +75,8 @@ class HboneConnectionShell(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = transport  # type: ignore[assignment]
+        self.sockname = _address(transport.get_extra_info("sockname"))
+        self.peername = _address(transport.get_extra_info("peername"))
         try:
             ssl_object = transport.get_extra_info("ssl_object")
             check_alpn(ssl_object)
@@ -195,6 +200,10 @@ class HboneConnectionShell(asyncio.BufferedProtocol):
     # hooks for the client and server shells
     silent_close_hint = "closed before a single HTTP/2 frame"
 
+    def tunnel_key(self, stream_id: int) -> str | None:
+        """The key both ends give this stream (`headers.tunnel_key`); None before connecting."""
+        return None
+
     def _check_peer(self, peer: SpiffeId) -> None:
         pass
 
@@ -206,6 +215,11 @@ class HboneConnectionShell(asyncio.BufferedProtocol):
 
     def _on_lost(self) -> None:
         pass
+
+
+def _address(name) -> tuple[str, int] | None:
+    """(ip, port) from a transport's sockname/peername (IPv6 adds flow info and scope)."""
+    return (str(name[0]), int(name[1])) if name else None
 
 
 def code_name(code: int) -> str:

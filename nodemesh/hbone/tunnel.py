@@ -69,6 +69,11 @@ class Tunnel:
         return self._shell.peer
 
     @property
+    def key(self) -> str | None:
+        """This CONNECT stream's name at both ends (`headers.tunnel_key`), for flow events."""
+        return self._shell.tunnel_key(self.stream_id)
+
+    @property
     def error(self) -> HboneError | None:
         """Why the tunnel ended abnormally (reset, refused, connection lost), else None."""
         return self._error

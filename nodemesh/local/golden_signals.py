@@ -33,11 +33,20 @@ def _by_service(expr: str) -> str:
     return f"sum by ({SERVICE_LABEL}) ({expr})"
 
 
+def _quantile(q: float) -> str:
+    """The q-quantile of request latency per service, from the waypoint's histogram."""
+    return (
+        f"histogram_quantile({q}, sum by ({SERVICE_LABEL}, le) "
+        f"(rate(istio_request_duration_milliseconds_bucket{{{_HTTP}}}[{{w}}])))"
+    )
+
+
 QUERIES: dict[str, str] = {
     "requests": _by_service(f"rate(istio_requests_total{{{_HTTP}}}[{{w}}])"),
     "errors": _by_service(f'rate(istio_requests_total{{{_HTTP},response_code=~"5.."}}[{{w}}])'),
-    "p99": f"histogram_quantile(0.99, sum by ({SERVICE_LABEL}, le) "
-    f"(rate(istio_request_duration_milliseconds_bucket{{{_HTTP}}}[{{w}}])))",
+    "p50": _quantile(0.5),
+    "p90": _quantile(0.9),
+    "p99": _quantile(0.99),
     "opened_rate": _by_service(f"rate(istio_tcp_connections_opened_total{{{_TCP}}}[{{w}}])"),
     "opened": _by_service(f"istio_tcp_connections_opened_total{{{_TCP}}}"),
     "closed": _by_service(f"istio_tcp_connections_closed_total{{{_TCP}}}"),
@@ -62,6 +71,8 @@ class ServiceSignals:
     tcp_opened_per_second: float
     tcp_open_connections: float
     tcp_bytes_per_second: float  # both directions
+    p50_ms: float | None = None
+    p90_ms: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -108,6 +119,8 @@ def combine(results: Mapping[str, dict[str, float]]) -> list[ServiceSignals]:
                     0.0, get["opened"].get(svc, 0.0) - get["closed"].get(svc, 0.0)
                 ),
                 tcp_bytes_per_second=get["sent"].get(svc, 0.0) + get["received"].get(svc, 0.0),
+                p50_ms=get["p50"].get(svc),
+                p90_ms=get["p90"].get(svc),
             )
         )
     return rows

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from nodemesh.flows.event import FlowEvent
 from nodemesh.trace.hops import Trace
-from nodemesh.trace.live_hops import Context, build_trace
+from nodemesh.trace.live_hops import Context, build_trace, capture_of
 from nodemesh.trace.live_match import Observed, ProbeKey, match
 from nodemesh.trace.live_probe import Marks, probe_argv, read_result
 from nodemesh.trace.probe import HttpProbe, Target
@@ -85,7 +85,7 @@ def live_trace(
         start,
         clock(),
     )
-    observed = _collect(flows, key, history, clock, sleep, collect_for, interval)
+    observed, events = _collect(flows, key, history, clock, sleep, collect_for, interval)
     request = f"{http.method} {http.path}" if http else None
     target = plan.target
     ctx = Context(
@@ -95,16 +95,19 @@ def live_trace(
         start=start,
         local_port=plan.marks.local_port,
     )
-    return build_trace(observed, result, ctx)
+    return build_trace(observed, result, ctx, capture_of(events, observed))
 
 
-def _collect(flows, key, history, clock, sleep, collect_for, interval) -> Observed:
-    """Poll until the probe's events are complete or `collect_for` has passed."""
+def _collect(
+    flows, key, history, clock, sleep, collect_for, interval
+) -> tuple[Observed, list[FlowEvent]]:
+    """Poll until the probe's events are complete or `collect_for` has passed; the match and
+    every event read."""
     events: list[FlowEvent] = []
     deadline = clock() + collect_for
     while True:
         events += flows.next()
         observed = match(events, key)
         if observed.complete or clock() >= deadline:
-            return match(events, key, history)
+            return match(events, key, history), events
         sleep(interval)

@@ -16,9 +16,11 @@ so in the notes, with the probe's own result, which is always the first note.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from nodemesh.flows.event import Endpoint, FlowEvent, FlowVerdict
+from nodemesh.flows.event import Endpoint, FlowEvent, FlowVerdict, Point
 from nodemesh.trace.hops import Component, Hop, Trace, Verdict
 from nodemesh.trace.live_match import Observed
 from nodemesh.trace.live_probe import ProbeResult
@@ -30,6 +32,10 @@ NOT_CAPTURED = (
 REUSED_NOTE = (
     "the waypoint reused an open connection to {address}; its destination-agent decision is the "
     "one made when that connection opened"
+)
+INEXACT_NOTE = (
+    "the destination-agent decision was matched by address and time (a component records no "
+    "tunnel key: older version?); concurrent traffic to {address} could be mistaken for it"
 )
 
 
@@ -44,15 +50,21 @@ class Context:
     local_port: int
 
 
-def build_trace(observed: Observed, result: ProbeResult, ctx: Context) -> Trace:
-    """The live `Trace` of one probe; see the module docstring for the verdict's rules."""
+def build_trace(
+    observed: Observed, result: ProbeResult, ctx: Context, captured: FlowEvent | None = None
+) -> Trace:
+    """The live `Trace` of one probe; see the module docstring for the verdict's rules.
+    `captured`: the eBPF capture event of the probe's connection (`capture_of`), if written."""
     notes = [f"probe: {result.summary}"]
     if observed.source_agent is None and observed.tunnel_out is None:
         hops = [_not_captured(ctx, result)]
     else:
-        hops = _with_verdict(_hops(observed, ctx), result, notes)
-    if observed.reused and observed.destination_agent is not None:
-        notes.append(REUSED_NOTE.format(address=observed.destination_agent.destination.address))
+        hops = _with_verdict(_hops(observed, ctx, captured), result, notes)
+    destination = observed.destination_agent
+    if observed.reused and destination is not None:
+        notes.append(REUSED_NOTE.format(address=destination.destination.address))
+    if not observed.exact and destination is not None:
+        notes.append(INEXACT_NOTE.format(address=destination.destination.address))
     return Trace(
         source=ctx.source,
         destination=ctx.destination,
@@ -69,13 +81,27 @@ def _not_captured(ctx: Context, result: ProbeResult) -> Hop:
     return Hop(Component.CAPTURE, ctx.source, "not captured", reason, verdict=verdict)
 
 
-def _hops(o: Observed, ctx: Context) -> list[tuple[Hop, FlowEvent]]:
+def capture_of(events: Iterable[FlowEvent], observed: Observed) -> FlowEvent | None:
+    """The eBPF capture of the probe's connection: the source agent writes it with the flow_id
+    of its own events on that connection (nodemesh.flows.agent)."""
+    first = observed.source_agent or observed.tunnel_out
+    if first is None:
+        return None
+    found = (e for e in events if e.point is Point.CAPTURED and e.flow_id == first.flow_id)
+    return next(found, None)
+
+
+def _hops(o: Observed, ctx: Context, captured: FlowEvent | None) -> list[tuple[Hop, FlowEvent]]:
     """(hop, the event it came from) in path order."""
     out: list[tuple[Hop, FlowEvent]] = []
     first = o.source_agent or o.tunnel_out
     assert first is not None
-    reason = f"handed to {first.reporter}"
-    capture = Hop(Component.CAPTURE, ctx.source, "captured", reason, details=(_at(first, ctx),))
+    if captured is not None:  # observed by the hook itself, at connect()
+        details = (_at(captured, ctx), ("original destination", captured.destination.address))
+        capture = Hop(Component.CAPTURE, ctx.source, "captured", captured.reason, details=details)
+    else:  # implied by the source agent having seen the connection
+        reason = f"handed to {first.reporter}"
+        capture = Hop(Component.CAPTURE, ctx.source, "captured", reason, details=(_at(first, ctx),))
     out.append((capture, replace(first, verdict=FlowVerdict.FORWARDED)))
     if o.source_agent is not None:
         out.append((_source_agent(o.source_agent, ctx), o.source_agent))
@@ -114,6 +140,11 @@ def _verdict(hop: Hop, event: FlowEvent) -> Verdict:
 
 def _at(event: FlowEvent, ctx: Context) -> tuple[str, str]:
     return ("at", f"+{max(event.time - ctx.start, 0.0) * 1000:.1f} ms")
+
+
+def _clock(when: float) -> str:
+    """Local wall-clock time with milliseconds ("09:12:03.120"): when an earlier decision was."""
+    return time.strftime("%H:%M:%S", time.localtime(when)) + f".{int(when % 1 * 1000):03d}"
 
 
 def _node(event: FlowEvent) -> str:
@@ -181,8 +212,13 @@ def _waypoint(e: FlowEvent, ctx: Context) -> list[tuple[Hop, FlowEvent]]:
 
 def _destination(e: FlowEvent, ctx: Context, reused: bool) -> Hop:
     decision = "ALLOW" if e.verdict is FlowVerdict.FORWARDED else "DENY"
-    reason = f"{e.reason} (on the reused connection)" if reused else e.reason
+    reason = e.reason
+    if reused:
+        opened = f"{_clock(e.time)}, {max(ctx.start - e.time, 0.0):.1f} s before the probe"
+        reason = f"{e.reason} (decided when the tunnel opened at {opened}; reused for this request)"
     details = (_at(e, ctx), ("source", _side(e.source)), *_identities(e))
+    if e.tunnel:
+        details += (("tunnel", e.tunnel),)
     return Hop(
         Component.DESTINATION_AGENT,
         _node(e),

@@ -6,19 +6,28 @@ a live trace correlates afterwards, with the marks it put on its own traffic
 
 - the source agent records the connection's source address, FROM's address with the local port
   the probe chose: its `source-agent` and `tunnel-out` events share one `flow_id`;
-- the waypoint records each request's W3C trace id, which the probe chose;
-- the destination agent records neither. Its source is the address in the tunnel's `Forwarded`
-  header (the client's own for a direct tunnel, the waypoint's when a waypoint forwarded), its
-  destination the pod address the tunnel named. So it is matched by that destination (the source
-  agent's for a direct tunnel, the waypoint's upstream otherwise), by source address for a direct
-  tunnel, and by time: inside the probe's window. Its `delivered` event shares its `flow_id`.
+- the waypoint records each request's W3C trace id, which the probe chose, and the key of the
+  upstream HBONE tunnel that carried it (`FlowEvent.tunnel`: the TLS connection's two addresses
+  and the CONNECT stream id, `nodemesh.hbone.headers.tunnel_key`);
+- the destination agent records the same key on its decision for the tunnel, and the
+  traceparent the CONNECT carried (the waypoint sends the request's own when it opens a tunnel
+  for it). Its `delivered` event shares its `flow_id`.
 
-A waypoint keeps upstream connections open and reuses them, so a request may cross no new
-destination-agent decision at all: the decision was made when that connection opened. `match`
-then falls back on `history` (events recorded before the probe) for the newest allowed decision
-on the same destination whose connection has not closed, and says it did (`reused`).
-Concurrent traffic that looks exactly like the probe (same pod, same port, same instant) could be
-mistaken for it; the marks make that unlikely, not impossible.
+Behind a waypoint the join is exact: the destination decision is the one whose tunnel key is the
+waypoint request's, looked up in the probe's events and in `history` (events recorded before the
+probe). A waypoint keeps upstream tunnels open and reuses them, so that decision may be older
+than the request: it was made when the tunnel opened. It is `reused` when its CONNECT carried
+another trace than the probe's (or, with no traceparent recorded, when it predates the
+request); the trace then says when the tunnel opened. Look-alike traffic (same destination,
+same instant) cannot be mistaken for the probe: it travels in other tunnels.
+
+A direct tunnel (no waypoint) is joined the same way, by the key on the source agent's
+`tunnel-out` event. Only events from an older component, which records no key, still match by
+address and time: by destination (the waypoint's upstream, or the source agent's for a direct
+tunnel), by client address for a direct tunnel, inside the probe's window; behind a waypoint,
+else by the newest allowed, still-open decision on that address in `history`. Concurrent
+look-alike traffic could be mistaken for the probe there (`exact` is False, and the trace
+says so).
 """
 
 from __future__ import annotations
@@ -55,7 +64,10 @@ class Observed:
     waypoint: FlowEvent | None = None
     destination_agent: FlowEvent | None = None
     delivered: FlowEvent | None = None
-    reused: bool = False  # the destination-agent event is an earlier, still-open connection's
+    reused: bool = (
+        False  # the destination decision was made when an earlier request's tunnel opened
+    )
+    exact: bool = True  # False: the destination was matched by address and time (no tunnel key)
 
     @property
     def events(self) -> list[FlowEvent]:
@@ -89,19 +101,54 @@ def match(
     if source is None and tunnel is not None and tunnel.point is Point.SOURCE_AGENT:
         source = tunnel
     waypoint = next((e for e in events if _same_trace(e, key)), None)
-    arrival = [e for e in events if key.in_window(e) and _arrives(e, source, waypoint)]
-    destination = _first(arrival, Point.DESTINATION_AGENT)
-    reused = False
-    if destination is None and waypoint is not None and waypoint.verdict is FlowVerdict.FORWARDED:
-        destination = _still_open(list(history), waypoint)
-        reused = destination is not None
+    carrier = waypoint if waypoint is not None else tunnel  # the hop that opened the last tunnel
+    destination = None
+    if carrier is not None and carrier.tunnel is not None:
+        destination = _by_tunnel(events, list(history), carrier.tunnel, key)
+    if destination is not None:
+        reused, exact = waypoint is not None and _reused(destination, waypoint, key), True
+    else:  # no key, or the far agent is older and records none: look among keyless events
+        destination, reused, exact = _by_address(events, history, key, source, waypoint)
     delivered = None
     if destination is not None and not reused:
         delivered = next(
             (e for e in events if e.point is Point.DELIVERED and e.flow_id == destination.flow_id),
             None,
         )
-    return Observed(source, tunnel, waypoint, destination, delivered, reused)
+    return Observed(source, tunnel, waypoint, destination, delivered, reused, exact)
+
+
+def _by_tunnel(
+    events: list[FlowEvent], history: list[FlowEvent], tunnel: str, key: ProbeKey
+) -> FlowEvent | None:
+    """The destination decision on the tunnel that carried the probe's last hop: exact."""
+    on_tunnel = [
+        e for e in [*events, *history] if e.point is Point.DESTINATION_AGENT and e.tunnel == tunnel
+    ]
+    # A key names one stream of one open connection; once both closed, the client's port can be
+    # reused. The newest decision not after the probe's window is the one for this tunnel.
+    on_tunnel = [e for e in on_tunnel if e.time <= key.end + SLACK]
+    return max(on_tunnel, key=lambda e: e.time, default=None)
+
+
+def _reused(destination: FlowEvent, waypoint: FlowEvent, key: ProbeKey) -> bool:
+    """Was the tunnel opened for an earlier request? Its CONNECT's trace says; else its time."""
+    trace_id = _trace_id(destination.traceparent)
+    if trace_id is not None and key.trace_id is not None:
+        return trace_id != key.trace_id
+    return destination.time < waypoint.time
+
+
+def _by_address(events, history, key, source, waypoint) -> tuple[FlowEvent | None, bool, bool]:
+    """The heuristic for events without a tunnel key (see the module docstring): inexact."""
+    keyless = [e for e in events if e.tunnel is None]
+    arrival = [e for e in keyless if key.in_window(e) and _arrives(e, source, waypoint)]
+    destination = _first(arrival, Point.DESTINATION_AGENT)
+    reused = False
+    if destination is None and waypoint is not None and waypoint.verdict is FlowVerdict.FORWARDED:
+        destination = _still_open([e for e in history if e.tunnel is None], waypoint)
+        reused = destination is not None
+    return destination, reused, destination is None
 
 
 def _from_probe(event: FlowEvent, key: ProbeKey) -> bool:
@@ -152,6 +199,14 @@ def _still_open(history: list[FlowEvent], waypoint: FlowEvent) -> FlowEvent | No
         ):
             return event
     return None
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a W3C traceparent ("00-<32 hex>-<16 hex>-<2 hex>"), None if malformed."""
+    parts = (traceparent or "").split("-")
+    if len(parts) < 4 or len(parts[1]) != 32:
+        return None
+    return parts[1].lower()
 
 
 def _host(address: str | None) -> str | None:

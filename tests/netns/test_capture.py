@@ -299,8 +299,11 @@ def test_counters_and_events(topo, agent):
         events += new
     by_direction = {e.direction: e for e in events}
     out, inb = by_direction[bt.Direction.OUTBOUND], by_direction[bt.Direction.INBOUND]
-    assert (out.pod_id, out.src, out.original_dst) == (a.pod_id, conn.getpeername(), (b.ip, 8080))
+    # connect4 writes before the source port is chosen: the agent joins by socket cookie.
+    assert (out.pod_id, out.original_dst, out.src[1]) == (a.pod_id, (b.ip, 8080), 0)
+    assert out.socket_cookie == agent.take_original(conn).socket_cookie != 0
     assert (inb.pod_id, inb.src, inb.original_dst) == (b.pod_id, source, (b.ip, 8081))
+    assert out.captured and inb.captured and inb.listener == ("127.0.0.1", 15006)
 
 
 def test_a_client_reusing_its_port_after_time_wait_is_still_captured(topo, agent):

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from tests.netns.test_local_cluster import apply_text
+from tests.netns.test_local_cluster import ECHO_SERVER, apply_text
 from tests.netns.test_mesh import until
 from tests.netns.test_waypoint import POLICY, app, status
 
@@ -68,3 +68,60 @@ def test_live_trace_shows_every_hop_and_the_denying_policy(local_cluster, tmp_pa
 
     text = cluster.meshctl("trace", "client", "web", "-n", "shop", "--http", "GET", "/nope")
     assert "verdict: DENIED at waypoint-authz" in text.stdout, text.stdout
+
+
+# The app's echo server, speaking HTTP/1.1 so the waypoint keeps its upstream tunnels open.
+KEEPALIVE_SERVER = ECHO_SERVER.replace(
+    "class H(http.server.BaseHTTPRequestHandler):\n",
+    "class H(http.server.BaseHTTPRequestHandler):\n    protocol_version = 'HTTP/1.1'\n",
+)
+
+
+def test_live_traces_name_the_exact_destination_decision_on_reused_tunnels(local_cluster, tmp_path):
+    cluster = local_cluster
+    cluster.meshctl("local", "up", "--nodes", "2")
+    server = json.dumps(["python3", "-u", "-c", ECHO_SERVER])
+    assert server in app()
+    apply_text(
+        cluster,
+        tmp_path,
+        app().replace(server, json.dumps(["python3", "-u", "-c", KEEPALIVE_SERVER])),
+    )
+    cluster.meshctl("waypoint", "apply", "-n", "shop", "--enroll-namespace", timeout=150)
+    until(lambda: status(cluster, "http://web/public") == 200, what="web answers via the waypoint")
+    for _ in range(4):  # both endpoints now have an idle upstream tunnel at the waypoint
+        assert status(cluster, "http://web/public") == 200
+
+    traces = [trace(cluster, "--http", "GET", "/public") for _ in range(2)]
+    for result in traces:
+        assert result["verdict"] == "FORWARDED", result
+        assert not any("matched by address and time" in n for n in result["notes"]), result
+        destination = hop(result, "destination-agent")
+        tunnel = destination["details"]["tunnel"]  # "waypoint ip:port>pod ip:15008#stream"
+        upstream = hop(result, "waypoint-route")["details"]["upstream"]
+        client, _, server = tunnel.partition(">")
+        pod_ip, waypoint_ip = server.rpartition(":")[0], client.rpartition(":")[0]
+        assert f"({pod_ip}:8080)" in upstream and server.startswith(f"{pod_ip}:15008#"), upstream
+        assert f"({waypoint_ip})" in destination["details"]["source"], destination
+    second = hop(traces[1], "destination-agent")
+    assert "reused for this request" in second["reason"], traces[1]
+    assert "decided when the tunnel opened at" in second["reason"], traces[1]
+
+
+def test_live_trace_shows_the_ebpf_capture_hop_of_the_probe(local_cluster, tmp_path):
+    """The capture hop comes from connect4's own ring-buffer event, joined to the source agent's
+    flow by socket cookie (node_agent.capture_events), not inferred from the source agent."""
+    cluster = local_cluster
+    cluster.meshctl("local", "up", "--nodes", "2")
+    apply_text(cluster, tmp_path, app())  # shop is enrolled; no waypoint: direct tunnels
+    until(lambda: status(cluster, "http://web/") == 200, what="web answers through the mesh")
+
+    result = trace(cluster, "--http", "GET", "/")
+    assert result["verdict"] == "FORWARDED", result
+    capture = hop(result, "capture")
+    assert capture["decision"] == "captured", capture
+    assert capture["reason"].startswith("connect4: ") and "127.0.0.1:15001" in capture["reason"]
+    assert capture["details"]["original destination"].endswith(":80"), capture
+    assert capture["details"]["at"].startswith("+"), capture
+    text = cluster.meshctl("trace", "client", "web", "-n", "shop", "--http", "GET", "/").stdout
+    assert "redirected to 127.0.0.1:15001" in text and "original destination:" in text, text

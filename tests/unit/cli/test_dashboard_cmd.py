@@ -82,12 +82,13 @@ def test_default_view_shows_how_to_reach_prometheus_and_golden_signals(fake):
     answers[q["requests"]] = vector((svc, "10"))
     answers[q["errors"]] = vector((svc, "1"))
     answers[q["p99"]] = vector((svc, "12.5"))
+    answers[q["p50"]] = vector((svc, "2.5"))
     result = run()
     assert result.exit_code == 0, result.output
     assert "ip netns exec nm-c1-node1 curl" in result.output
     assert "http://198.18.0.11:9090" in result.output
     row = next(line for line in result.output.splitlines() if line.startswith(WEB))
-    assert row.split()[1:4] == ["10.00", "90.0%", "12.5"]
+    assert row.split()[1:6] == ["10.00", "90.0%", "2.5", "-", "12.5"]  # p50, p90, p99
     assert sorted(asked) == sorted(q.values())
 
 

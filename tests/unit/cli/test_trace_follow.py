@@ -41,7 +41,8 @@ def rings(tmp_path, monkeypatch) -> dict[str, FlowRing]:
 
 
 def meshctl(*args: str):
-    return CliRunner().invoke(trace, list(args), obj=Ctx(cluster="test"))
+    """Reads each component (the relay has its own tests: tests/unit/flows/test_relay_cli.py)."""
+    return CliRunner().invoke(trace, ["--source", "components", *args], obj=Ctx(cluster="test"))
 
 
 def fill(rings):

@@ -14,10 +14,35 @@ def test_a_full_event_round_trips_through_json_data():
     assert FlowEvent.from_dict(original.to_dict()) == original
 
 
+TUNNEL_KEY = "198.18.2.9:41234>198.18.2.7:15008#3"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_the_tunnel_key_and_traceparent_round_trip():
+    original = event(tunnel=TUNNEL_KEY, traceparent=TRACEPARENT)
+    data = original.to_dict()
+    assert (data["tunnel"], data["traceparent"]) == (TUNNEL_KEY, TRACEPARENT)
+    assert FlowEvent.from_dict(data) == original
+
+
+def test_an_older_components_event_without_a_tunnel_key_still_reads():
+    data = event(tunnel=TUNNEL_KEY).to_dict()
+    del data["tunnel"]
+    read = FlowEvent.from_dict(data)
+    assert read.tunnel is None and read.traceparent is None
+
+
+def test_a_tunnel_key_that_is_not_text_names_the_field():
+    data = event().to_dict() | {"tunnel": 3}
+    with pytest.raises(FlowEventError, match="'tunnel' must be text"):
+        FlowEvent.from_dict(data)
+
+
 def test_an_l4_event_leaves_out_what_it_does_not_have():
     l4 = event(http=None, service=None, source=Endpoint(address="198.18.9.9"))
     data = l4.to_dict()
     assert "http" not in data and "service" not in data and "policy" not in data
+    assert "tunnel" not in data and "traceparent" not in data
     assert data["source"] == {"address": "198.18.9.9"}
     assert FlowEvent.from_dict(data) == l4
 

@@ -152,3 +152,12 @@ def test_a_child_that_hangs_is_killed_at_the_timeout(tmp_path, monkeypatch):
     with pytest.raises(bc.CompileError, match="was killed"):
         bc.load_in_child(pin_dir, tmp_path, [], timeout=1.0)
     assert not pin_dir.exists()
+
+
+def test_the_event_ring_size_is_a_cflag_and_must_be_a_power_of_two(tmp_path):
+    common = dict(outbound_port=15001, hbone_port=15008, mark=0x539, max_pods=8, max_flows=64)
+    assert "-DNODEMESH_EVENT_PAGES=64" in bc.cflags_for(tmp_path, **common)
+    assert "-DNODEMESH_EVENT_PAGES=1" in bc.cflags_for(tmp_path, **common, event_pages=1)
+    for wrong in (0, 3, 48):
+        with pytest.raises(ValueError, match="event_pages must be a power of two"):
+            bc.cflags_for(tmp_path, **common, event_pages=wrong)
