@@ -15,10 +15,18 @@ the connection record opens, `nodemesh.flows.agent.AgentFlows` asks `claim(recor
 capture of (pod, client port): the event is written at point "captured" with the connection's
 own flow_id, right before its source-agent event, so `meshctl trace` puts it on the same flow.
 The record is always in the ring by then (connect4 writes it before the SYN leaves), so `claim`
-consumes the ring first instead of waiting. A capture nobody claims within `JOIN_WAIT` (the
-agent's listener was gone, the client gave up) is written alone, with a flow_id of its own.
-Passed connections and inbound captures are written at once: the agent never accepts the former,
-and the inbound handler does not keep the client's port (node_agent.pod), so there is no key.
+consumes the ring first instead of waiting.
+
+Joining an inbound capture. sk_lookup runs on the SYN and knows the client's address, port
+included; the agent's plaintext handler (node_agent.pod) accepts the connection on 15006 and
+records the same address as its source. So an inbound capture is held by (pod, client address)
+and claimed by the inbound record that opens with that key, written right before the
+destination-agent event. Over HBONE (15008) sk_lookup passes the tunnel's TCP connection, one for
+many streams, and the records carry the client's IP only (port 0): nothing to join, no claim.
+
+A capture nobody claims within `JOIN_WAIT` (the agent's listener was gone, the client gave up)
+is written alone, with a flow_id of its own. Passed connections are written at once: the agent
+never accepts them.
 
 Time. The hooks stamp `bpf_ktime_get_boot_ns()` (CLOCK_BOOTTIME: unlike CLOCK_MONOTONIC it keeps
 counting through a suspend, so one offset maps it to Unix time for the machine's whole life).
@@ -35,7 +43,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,22 +103,28 @@ class Capture:
 
 
 class CaptureJoin:
-    """Holds outbound captures until their connection is accepted (see the module docstring).
+    """Holds captured connections until their record claims them (see the module docstring).
 
-    `add` returns what is to be written alone right away; `accepted` notes a connection's
-    socket cookie; `claim` hands over the capture of (pod, client port) once; `expired`
-    returns the captures that waited longer than `wait` seconds."""
+    `add` returns what is to be written alone right away; `accepted` notes an outbound
+    connection's socket cookie; `claim` hands over the capture of an outbound (pod, client port)
+    once, `claim_inbound` that of an inbound (pod, client address); `expired` returns the
+    captures that waited longer than `wait` seconds."""
 
     def __init__(self, wait: float = JOIN_WAIT, limit: int = MAX_HELD) -> None:
         self.wait, self.limit = wait, limit
-        self._held: OrderedDict[int, tuple[float, Capture]] = OrderedDict()  # by socket cookie
+        # Outbound by socket cookie, inbound by (pod, client address): one queue, oldest first.
+        self._held: OrderedDict[Hashable, tuple[float, Capture]] = OrderedDict()
         self._accepted: OrderedDict[tuple[str | None, int], int] = OrderedDict()
 
     def add(self, capture: Capture, now: float) -> list[Capture]:
-        if not (capture.captured and capture.direction == "outbound" and capture.socket_cookie):
+        key = _join_key(capture)
+        if key is None:
             return [capture]
-        self._held[capture.socket_cookie] = (now, capture)
-        return [c for _, c in _trim(self._held, self.limit)]
+        # The same key again (a client port reused after TIME_WAIT): the older one goes alone.
+        earlier = self._held.pop(key, None)
+        self._held[key] = (now, capture)
+        alone = [earlier] if earlier is not None else []
+        return [c for _, c in alone + _trim(self._held, self.limit)]
 
     def accepted(self, pod_id: str | None, client_port: int, socket_cookie: int) -> None:
         self._accepted[(pod_id, client_port)] = socket_cookie
@@ -120,6 +134,18 @@ class CaptureJoin:
         cookie = self._accepted.pop((pod_id, client_port), None)
         held = self._held.pop(cookie, None) if cookie is not None else None
         return held[1] if held is not None else None
+
+    def claim_inbound(self, pod_id: str | None, client: tuple[str, int]) -> Capture | None:
+        held = self._held.pop(("inbound", pod_id, tuple(client)), None)
+        return held[1] if held is not None else None
+
+    def claim_record(self, record: Any) -> Capture | None:
+        """`claim` or `claim_inbound` for a ConnectionRecord (read by attribute): outbound by
+        the source pod and client port, inbound by the destination pod and client address."""
+        client = tuple(record.source_address)
+        if _outbound(record):
+            return self.claim(_uid(record.source), client[1])
+        return self.claim_inbound(_uid(record.destination), client)
 
     def expired(self, now: float) -> list[Capture]:
         out = []
@@ -133,6 +159,15 @@ class CaptureJoin:
 
     def __len__(self) -> int:
         return len(self._held)
+
+
+def _join_key(capture: Capture) -> Hashable | None:
+    """What a capture's connection record will claim it by; None: nothing will, write it now."""
+    if not capture.captured:
+        return None
+    if capture.direction == "outbound":
+        return capture.socket_cookie or None
+    return ("inbound", capture.pod_id, capture.source)
 
 
 def _trim(held: OrderedDict, limit: int) -> list:
@@ -188,11 +223,12 @@ class CaptureEvents:
         return original.destination
 
     def claim(self, record: Any) -> Capture | None:
-        """The capture of an outbound ConnectionRecord's connection, if the hooks wrote one."""
-        source = getattr(record, "source", None)
-        port = record.source_address[1]
-        self.pump()  # its record is in the ring already: connect4 wrote it before the SYN
-        return self.join.claim(getattr(source, "uid", None), port)
+        """The capture of a ConnectionRecord's connection, if the hooks wrote one. Its event is
+        in the ring already: connect4 and sk_lookup write it before the handshake completes."""
+        if not (_outbound(record) or record.source_address[1]):
+            return None  # inbound over HBONE: no client port, no capture of this connection
+        self.pump()
+        return self.join.claim_record(record)
 
     def pump(self) -> None:
         """Read every waiting record; write what needs no join; schedule the expiry check.
@@ -221,3 +257,12 @@ class CaptureEvents:
         for capture in captures:
             workload = self._workload_of(capture.pod_id) if capture.pod_id else None
             self._write(capture, workload)
+
+
+def _uid(workload: Any) -> str | None:
+    """The pod id captures name (a workload's uid), None for no workload."""
+    return getattr(workload, "uid", None)
+
+
+def _outbound(record: Any) -> bool:
+    return getattr(record.direction, "value", record.direction) == "outbound"

@@ -189,13 +189,13 @@ class PodDataplane:
             )
             log.info("refused %s → %s:%s: %s", peer, ip, port, reason)
             request.refuse(403, reason)
-            record = self._inbound_record(source_ip, ip, port, None, peer, request)
+            record = self._inbound_record((source_ip, 0), ip, port, None, peer, request)
             self.ctx.connections.close(record, reason, ResponseFlag.DENY)
             return
         conn = Connection(peer, source_ip, ip, port, via_waypoint=waypoint is not None, tls=True)
         decision = decide(conn, self.workload, self.ctx.policies())
         record = self._inbound_record(
-            source_ip, ip, port, decision, str(request.peer_identity), request
+            (source_ip, 0), ip, port, decision, str(request.peer_identity), request
         )
         if not decision.allowed:
             log.info(
@@ -222,11 +222,12 @@ class PodDataplane:
     # -- inbound plaintext ---------------------------------------------------------------------
     async def _on_plaintext(self, reader, writer) -> None:
         dst_ip, dst_port = writer.get_extra_info("sockname")[:2]
-        src_ip = writer.get_extra_info("peername")[0]
+        client = writer.get_extra_info("peername")[:2]  # its port joins the sk_lookup capture
+        src_ip = client[0]
         decision = decide(
             Connection(None, src_ip, dst_ip, dst_port), self.workload, self.ctx.policies()
         )
-        record = self._inbound_record(src_ip, dst_ip, dst_port, decision, None)
+        record = self._inbound_record(client, dst_ip, dst_port, decision, None)
         if not decision.allowed:
             log.info(
                 "denied plaintext %s → %s/%s:%s: %s",
@@ -249,16 +250,19 @@ class PodDataplane:
         self.ctx.connections.close(record, sent=sent, received=received)
 
     def _inbound_record(
-        self, src_ip, dst_ip, dst_port, decision, principal, tunnel: TunnelRequest | None = None
+        self, source, dst_ip, dst_port, decision, principal, tunnel: TunnelRequest | None = None
     ) -> ConnectionRecord:
-        """`tunnel`: the HBONE request it arrived on; its key and traceparent join the trace."""
+        """`source`: the client's (ip, port), the port 0 over HBONE (the CONNECT names only the
+        client's IP); a plaintext client's real port is what its sk_lookup capture is joined on
+        (node_agent.capture_events). `tunnel`: the HBONE request it arrived on; its key and
+        traceparent join the trace."""
         return self.ctx.connections.open(
             ConnectionRecord(
                 direction=Direction.INBOUND,
-                source_address=(src_ip, 0),
+                source_address=tuple(source),
                 destination_address=(dst_ip, dst_port),
                 security_policy=SecurityPolicy.MUTUAL_TLS if principal else SecurityPolicy.NONE,
-                source=self.ctx.state().peer_by_address.get(src_ip),
+                source=self.ctx.state().peer_by_address.get(source[0]),
                 destination=self.workload,
                 source_principal=principal,
                 destination_principal=self.workload.identity,

@@ -13,10 +13,11 @@ one event, so the table stays the single source of truth and nothing is computed
     inbound close    refused before policy (waypoint-only) → destination-agent DENIED
                      allowed → delivered FORWARDED, or ERROR when the app refused the port
 
-Before an outbound open, the eBPF capture of that connection (node_agent.capture_events, when
+Before an open, the eBPF capture of that connection (node_agent.capture_events, when
 `captures` is set) is written at point `captured`, with the connection's flow_id and the time
-connect() was captured. Captures that belong to no connection the agent accepted (passed ones,
-inbound ones, ones nobody accepted) come in through `capture` and get a flow_id of their own.
+the hook captured it: connect() outbound, the SYN's listener lookup inbound (plaintext only).
+Captures that belong to no connection the agent accepted (passed ones, ones nobody accepted)
+come in through `capture` and get a flow_id of their own.
 
 Events about an HBONE tunnel carry its key (`nodemesh.hbone.headers.tunnel_key`: tunnel-out at
 the source, the decision and delivery at the destination, with the CONNECT's traceparent), so a
@@ -47,7 +48,7 @@ class AgentFlows:
     """The ConnectionTable's open/close hooks, writing events into `ring` as agent `node`.
 
     `captures`, once the agent has capture programs, answers `claim(record)` with the capture of
-    an outbound record's connection, or None (an object with the attributes of
+    a record's connection, or None (an object with the attributes of
     node_agent.capture_events.Capture)."""
 
     def __init__(self, node: str, ring: FlowRing, captures: Any = None) -> None:
@@ -55,7 +56,7 @@ class AgentFlows:
         self._unjoined = itertools.count(1)
 
     def opened(self, record: Any) -> None:
-        if self.captures is not None and _outbound(record):
+        if self.captures is not None:
             self._record(self._joined_capture, record)
         self._record(opened_event, record)
 
@@ -73,8 +74,13 @@ class AgentFlows:
         capture = self.captures.claim(record)
         if capture is None:
             return None
-        event = captured_event(capture, node, f"{node}/{record.id}", record.source)
-        source = _endpoint(record.source, record.source_principal, record.source_address, True)
+        outbound = _outbound(record)
+        pod = record.source if outbound else record.destination  # the pod the hook ran for
+        event = captured_event(capture, node, f"{node}/{record.id}", pod)
+        # The client as the record names it: the pod and its identity outbound; inbound, the
+        # workload at that address (plaintext proves no identity).
+        principal = record.source_principal if outbound else None
+        source = _endpoint(record.source, principal, record.source_address, outbound)
         return replace(event, source=source)
 
     def closed(self, record: Any) -> None:

@@ -102,12 +102,14 @@ def _collect(
     flows, key, history, clock, sleep, collect_for, interval
 ) -> tuple[Observed, list[FlowEvent]]:
     """Poll until the probe's events are complete or `collect_for` has passed; the match and
-    every event read."""
+    every event read. Every poll matches against `history` too: on a reused tunnel the
+    destination decision is only there, so without it the match could never be complete and
+    the trace would wait out the whole window."""
     events: list[FlowEvent] = []
     deadline = clock() + collect_for
     while True:
         events += flows.next()
-        observed = match(events, key)
+        observed = match(events, key, history)
         if observed.complete or clock() >= deadline:
-            return match(events, key, history), events
+            return observed, events
         sleep(interval)

@@ -12,6 +12,7 @@ import pytest
 
 from node_agent import bpf_types as bt
 from node_agent import capture as cap
+from node_agent.capture_events import Capture, CaptureJoin, boot_offset
 from tests.netns.test_capture import agent, finish, serve_one, topo  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.netns
@@ -61,6 +62,36 @@ def test_a_captured_connect_writes_one_event_that_joins_its_accepted_connection(
     assert finish(client) == "v6"
     (event,) = of_pod(agent.poll_events(0), a)
     assert (event.hook, event.original_dst, event.src[1]) == (bt.HookCode.CONNECT6, (b.ip, 8443), 0)
+
+
+def test_an_inbound_capture_joins_the_connection_its_listener_accepts(topo, agent):  # noqa: F811
+    """sk_lookup's client address is the accepted socket's peer: the key node_agent.pod records
+    for a plaintext connection, so each capture is claimed by its own connection."""
+    a, b = topo.a, topo.b
+    inbound = b.listen("127.0.0.1", 15006)
+    agent.attach_pod(b.pod_id, b.cgroup, b.netns, pod_ip=b.ip, inbound_listener=inbound)
+    agent.poll_events(0)
+
+    conns = []
+    for port in (8080, 8081):
+        client = a.client(b.ip, port)
+        conns.append(serve_one(inbound, b"in"))
+        assert finish(client) == "in"
+    try:
+        events = of_pod(agent.poll_events(0), b)
+        assert [(e.hook, e.reason) for e in events] == [
+            (bt.HookCode.SK_LOOKUP, bt.Reason.REDIRECTED)
+        ] * 2
+        join, offset = CaptureJoin(), boot_offset()
+        assert [c for e in events for c in join.add(Capture.of(e, offset), now=0.0)] == []
+        for conn in conns:
+            claimed = join.claim_inbound(b.pod_id, conn.getpeername()[:2])
+            assert claimed is not None, (conn.getpeername(), events)
+            assert claimed.original_destination == conn.getsockname()[:2]  # what pod.py sees
+        assert len(join) == 0
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 def test_passed_connections_write_one_event_each_with_the_reason(topo, agent):  # noqa: F811

@@ -3,24 +3,32 @@
 Records are packed with `struct` from the C layout (bpf/nodemesh_types.h, struct
 nodemesh_event_v2), not through the ctypes mirror, so a field moved on one side only fails here.
 The join is driven the way the agent drives it: the hook's record, then the accept
-(`CaptureJoin.accepted`), then the connection record opening in a real ConnectionTable.
+(`CaptureJoin.accepted`, outbound), then the connection record opening in a real ConnectionTable.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from node_agent import bpf_types as bt
 from node_agent.capture_events import Capture, CaptureJoin, boot_offset, to_unix
+from node_agent.policy import Decision, DecisionCode
 from node_agent.routing import Route
-from node_agent.telemetry import AgentMetrics, ConnectionRecord, ConnectionTable, Direction
+from node_agent.telemetry import (
+    AgentMetrics,
+    ConnectionRecord,
+    ConnectionTable,
+    Direction,
+    SecurityPolicy,
+)
 from nodemesh.flows import FlowRing, FlowVerdict, Point
 from nodemesh.flows.agent import AgentFlows
-from tests.unit.node_agent.test_telemetry import DB, WEB, WEB_ID
+from tests.unit.node_agent.test_telemetry import DB, DB_POD, WEB, WEB_ID, inbound
 
 # time, netns cookie, socket cookie, src ip, dst ip, listener ip, src port, dst port,
 # listener port, direction, reason, hook, 3 bytes of padding
@@ -124,18 +132,29 @@ def capture(reason=bt.Reason.REDIRECTED, **fields) -> Capture:
     return Capture.of(decode(record(reason, **fields)), OFFSET)
 
 
-def test_only_an_outbound_capture_waits_for_its_connection():
-    join = CaptureJoin(wait=2.0)
-    passed = capture(bt.Reason.EXCLUDED)
-    inbound = Capture.of(
-        decode(record(direction=bt.Direction.INBOUND, hook=bt.HookCode.SK_LOOKUP)), OFFSET
+def inbound_capture(reason=bt.Reason.REDIRECTED, src_port=41000, pod=DB_POD.uid) -> Capture:
+    data = record(
+        reason,
+        direction=bt.Direction.INBOUND,
+        src="198.18.1.5",
+        src_port=src_port,
+        listener_port=15006 if reason is bt.Reason.REDIRECTED else 0,
+        hook=bt.HookCode.SK_LOOKUP,
     )
+    return Capture.of(bt.CaptureEvent.from_bytes(data, {POD_NETNS: pod}.get), OFFSET)
+
+
+def test_only_a_captured_connection_waits_for_its_record():
+    join = CaptureJoin(wait=2.0)
+    passed, to_hbone = capture(bt.Reason.EXCLUDED), inbound_capture(bt.Reason.HBONE_PORT)
     assert join.add(passed, now=0.0) == [passed]
-    assert join.add(inbound, now=0.0) == [inbound]
-    held = capture()
-    assert join.add(held, now=0.0) == [] and len(join) == 1
+    assert join.add(to_hbone, now=0.0) == [to_hbone]  # one tunnel, many streams: no key
+    held, arriving = capture(), inbound_capture()
+    assert join.add(held, now=0.0) == [] and join.add(arriving, now=1.0) == []
+    assert len(join) == 2
     assert join.expired(now=1.9) == []
-    assert join.expired(now=2.0) == [held] and len(join) == 0
+    assert join.expired(now=2.0) == [held] and join.expired(now=3.0) == [arriving]
+    assert len(join) == 0
 
 
 def test_an_accepted_connection_claims_its_capture_once():
@@ -149,6 +168,24 @@ def test_an_accepted_connection_claims_its_capture_once():
     assert join.claim("web-uid", 40000) is None and len(join) == 0
 
 
+def test_an_inbound_capture_is_claimed_by_its_pod_and_client_address():
+    join = CaptureJoin()
+    held = inbound_capture()
+    join.add(held, now=0.0)
+    assert join.claim_inbound(DB_POD.uid, ("198.18.1.5", 41001)) is None  # another client port
+    assert join.claim_inbound(WEB.uid, ("198.18.1.5", 41000)) is None  # another pod
+    assert join.claim_inbound(DB_POD.uid, ("198.18.1.5", 41000)) == held
+    assert join.claim_inbound(DB_POD.uid, ("198.18.1.5", 41000)) is None and len(join) == 0
+
+
+def test_a_client_port_reused_before_the_claim_writes_the_older_capture_alone():
+    join = CaptureJoin()
+    older, newer = inbound_capture(), replace(inbound_capture(), time=OFFSET + 6.0)
+    assert join.add(older, now=0.0) == []
+    assert join.add(newer, now=1.0) == [older]
+    assert join.claim_inbound(DB_POD.uid, ("198.18.1.5", 41000)) == newer
+
+
 def test_beyond_the_limit_the_oldest_capture_is_written_alone():
     join = CaptureJoin(limit=2)
     first, second, third = (capture(cookie=c) for c in (1, 2, 3))
@@ -157,13 +194,10 @@ def test_beyond_the_limit_the_oldest_capture_is_written_alone():
 
 
 class Claims:
-    """The agent's CaptureEvents as AgentFlows sees it: claim(record) → capture."""
+    """The agent's CaptureEvents as AgentFlows sees it, without its ring: claim(record)."""
 
     def __init__(self, join: CaptureJoin) -> None:
-        self.join = join
-
-    def claim(self, record):
-        return self.join.claim(record.source.uid, record.source_address[1])
+        self.claim = join.claim_record
 
 
 @pytest.fixture
@@ -246,3 +280,45 @@ def test_an_inbound_capture_names_the_client_and_the_pod(flows):
     assert event.source.address == "198.18.1.5:41000" and event.source.workload is None
     assert event.destination.workload == f"{DB.namespace}/{DB.name}"
     assert event.reason == "sk_lookup: 198.18.2.9:5432 redirected to 127.0.0.1:15006"
+
+
+ALLOWED = Decision(True, "ALLOW", DecisionCode.ALLOWED_NO_POLICY, "allowed: no policy")
+
+
+def plaintext_record(port: int = 41000) -> ConnectionRecord:
+    """What node_agent.pod records for a plaintext client: no principal, its real port."""
+    return inbound(
+        source_address=("198.18.1.5", port),
+        destination_address=("198.18.2.9", 5432),
+        security_policy=SecurityPolicy.NONE,
+        source_principal=None,
+        decision=ALLOWED,
+    )
+
+
+def test_an_inbound_capture_is_written_on_the_connections_flow_before_the_decision(flows):
+    hooks, table, ring = flows
+    join = CaptureJoin()
+    hooks.captures = Claims(join)
+    join.add(inbound_capture(), now=0.0)
+    record = table.open(plaintext_record())
+    captured, decided = written(ring)
+    assert (captured.point, decided.point) == (Point.CAPTURED, Point.DESTINATION_AGENT)
+    assert captured.flow_id == decided.flow_id == f"node1/{record.id}"
+    assert captured.time == OFFSET + 5.0  # when the SYN was looked up, not when accepted
+    assert captured.source == decided.source  # the client workload, 198.18.1.5:41000
+    assert captured.source.address == "198.18.1.5:41000" and captured.source.identity is None
+    assert captured.destination.workload == f"{DB_POD.namespace}/{DB_POD.name}"
+    assert captured.reason == "sk_lookup: 198.18.2.9:5432 redirected to 127.0.0.1:15006"
+    assert len(join) == 0
+
+
+def test_an_inbound_record_of_another_client_port_leaves_the_capture_waiting(flows):
+    hooks, table, ring = flows
+    join = CaptureJoin()
+    hooks.captures = Claims(join)
+    join.add(inbound_capture(), now=0.0)
+    table.open(plaintext_record(port=41001))
+    table.open(inbound(decision=ALLOWED, source_address=("198.18.1.5", 0)))  # over HBONE
+    assert [e.point for e in written(ring)] == [Point.DESTINATION_AGENT] * 2
+    assert len(join) == 1  # written alone once it expires
