@@ -92,3 +92,17 @@ class ControllerMetrics:
             ["source_kind"],
             registry=registry,
         )
+        self._flow_children()
+
+    def _flow_children(self) -> None:
+        """Every flow relay series at 0 before its first event, so dashboards show "none"
+        instead of no data (prometheus_client exports a labelled child once it exists)."""
+        # Imported here: controller.flows_relay imports this module for ControllerMetrics.
+        from controller.flows_relay import RefusalReason, SourceKind
+
+        for kind in SourceKind:
+            for reason in RefusalReason:
+                self.flow_refused.labels(kind, reason)
+            if kind is not SourceKind.UNKNOWN:  # "unknown" is only ever refused
+                for metric in (self.flow_relayed, self.flow_dropped, self.flow_reporters):
+                    metric.labels(kind)

@@ -94,6 +94,10 @@ class AgentMetrics:
         self.active_connections = gauge(
             "nodemesh_agent_active_connections", "Connections open now.", ["direction"]
         )
+        # Registered now, read once `watch_capture` is given the maps: the families are named
+        # from the start (describe), so the dashboard catalogue lists them like the others.
+        self.capture = _CaptureCollector()
+        registry.register(self.capture)
 
     def count_decision(self, decision: Decision) -> None:
         self.decisions.labels(decision.action.lower(), decision.code.value).inc()
@@ -103,28 +107,42 @@ class AgentMetrics:
     ) -> None:
         """Export the capture programs' own counters, read from their maps at scrape time
         (node_agent.capture: `reason_counts`, keys with `.label` and `.captured`; `event_drops`)."""
-        self.registry.register(_CaptureCollector(reasons, drops))
+        self.capture.watch(reasons, drops)
+
+
+def _capture_families() -> tuple[CounterMetricFamily, CounterMetricFamily]:
+    decisions = CounterMetricFamily(
+        "nodemesh_agent_capture_decisions",
+        "TCP connections the eBPF hooks captured or passed, by reason.",
+        labels=["decision", "reason"],
+    )
+    dropped = CounterMetricFamily(
+        "nodemesh_agent_capture_event_drops",
+        "Capture events lost because the ring buffer was full (the connection was not).",
+    )
+    return decisions, dropped
 
 
 class _CaptureCollector:
-    """eBPF decisions by reason, and capture events lost to a full ring buffer."""
+    """eBPF decisions by reason, and capture events lost to a full ring buffer.
 
-    def __init__(self, reasons: Callable[[], Mapping[Any, int]], drops: Callable[[], int]) -> None:
+    Nothing is exported until `watch` names the readers (an agent without capture programs has
+    no such counters); every reason the maps count is exported, at 0 too."""
+
+    def __init__(self) -> None:
+        self._reasons: Callable[[], Mapping[Any, int]] | None = None
+        self._drops: Callable[[], int] | None = None
+
+    def watch(self, reasons: Callable[[], Mapping[Any, int]], drops: Callable[[], int]) -> None:
         self._reasons, self._drops = reasons, drops
 
     def describe(self) -> list:
-        return []  # read the maps at scrape time only
+        return list(_capture_families())  # names only: the maps are read at scrape time
 
     def collect(self):
-        decisions = CounterMetricFamily(
-            "nodemesh_agent_capture_decisions",
-            "TCP connections the eBPF hooks captured or passed, by reason.",
-            labels=["decision", "reason"],
-        )
-        dropped = CounterMetricFamily(
-            "nodemesh_agent_capture_event_drops",
-            "Capture events lost because the ring buffer was full (the connection was not).",
-        )
+        if self._reasons is None or self._drops is None:
+            return
+        decisions, dropped = _capture_families()
         try:
             counts, lost = self._reasons(), self._drops()
         except Exception:  # the programs are closing: nothing to report

@@ -2,7 +2,9 @@
 
 Per-agent series are told apart by Prometheus' `instance` label (one scrape target per agent),
 so the dashboard depends on no relabelling. Certificate expiry is shown as time left (the
-exported value is a Unix time), because "expires in 3 h" is what an operator acts on.
+exported value is a Unix time), because "expires in 3 h" is what an operator acts on. The flow
+reporter's series are exported by waypoints too: those queries keep only the instances that
+export an agent-only series (`and on (instance)`), so "All" agents never counts a waypoint.
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ OPENED = "istio_tcp_connections_opened_total"
 EXPIRY = "nodemesh_agent_certificate_expiry_timestamp_seconds"
 GENERATION = "nodemesh_agent_config_generation"
 DECISIONS = "nodemesh_agent_policy_decisions_total"
+CAPTURE = "nodemesh_agent_capture_decisions_total"
+AGENT_ONLY = "nodemesh_agent_captured_pods"  # every agent exports it, at 0 with no pods
 
 
 def _gauge(metric: str, op: str = "sum", by: str = "") -> str:
     grouping = f" by ({by})" if by else ""
     return f"{op}{grouping} ({selector(metric, AGENT)})"
+
+
+def _agents_only(expr: str) -> str:
+    """`expr` (grouped by instance) for agents alone, of series that waypoints export too."""
+    return f"{expr} and on (instance) {AGENT_ONLY}"
 
 
 def _summary() -> Section:
@@ -127,7 +136,19 @@ def _capture_and_policy() -> Section:
                     "Captured pods",
                     Query(_gauge("nodemesh_agent_captured_pods", by="instance"), "{{instance}}"),
                 ),
-                12,
+                8,
+            ),
+            (
+                timeseries(
+                    "Capture decisions by reason",
+                    Query(
+                        rate_sum(CAPTURE, AGENT, ["decision", "reason"]), "{{decision}} {{reason}}"
+                    ),
+                    unit="cps",
+                    description="What the eBPF hooks did with each new TCP connection: captured "
+                    "(redirected to the agent) or passed, and why.",
+                ),
+                8,
             ),
             (
                 timeseries(
@@ -137,7 +158,62 @@ def _capture_and_policy() -> Section:
                     ),
                     unit="cps",
                 ),
-                12,
+                8,
+            ),
+        ],
+    )
+
+
+def _flow_events() -> Section:
+    reported = "nodemesh_flow_events_reported_total"
+    not_reported = "nodemesh_flow_events_report_dropped_total"
+    return Section(
+        "Flow events",
+        [
+            (
+                timeseries(
+                    "Capture events lost",
+                    Query(
+                        rate_sum("nodemesh_agent_capture_event_drops_total", AGENT, ["instance"]),
+                        "{{instance}}",
+                    ),
+                    unit="ops",
+                    description="The eBPF ring buffer was full: the connection was still "
+                    "captured, only its `captured` flow event is missing.",
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Flow events sent to the relay",
+                    Query(_agents_only(rate_sum(reported, AGENT, ["instance"])), "{{instance}}"),
+                    unit="ops",
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Flow events not sent by reason",
+                    Query(
+                        _agents_only(rate_sum(not_reported, AGENT, ["instance", "reason"])),
+                        "{{instance}} {{reason}}",
+                    ),
+                    unit="ops",
+                    description="overwritten: the ring outran the stream to the controller; "
+                    "send_failed: lost with a broken stream.",
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Connected to the flow relay",
+                    Query(
+                        _agents_only(_gauge("nodemesh_flow_relay_connected", "max", "instance")),
+                        "{{instance}}",
+                    ),
+                    description="1 while the agent's flow report stream to the controller is open.",
+                ),
+                6,
             ),
         ],
     )
@@ -188,12 +264,14 @@ def build() -> Dashboard:
     return dashboard(
         "nodemesh-node-agent",
         "nodemesh / Node agent",
-        "Connections, bytes, capture, L4 policy, certificates and config of the node agents.",
+        "Connections, bytes, capture, L4 policy, flow events, certificates and config of the "
+        "node agents.",
         [
             _summary(),
             _connections(),
             _bytes_and_security(),
             _capture_and_policy(),
+            _flow_events(),
             _identity_and_config(),
         ],
         variables,

@@ -1,7 +1,9 @@
 """Control plane: config distribution and the certificate authority of the controller.
 
 Names are istiod's where istiod has the metric (`pilot_*`, `citadel_*`); expiries are shown as
-time left, since the root certificate running out stops every new workload certificate.
+time left, since the root certificate running out stops every new workload certificate. The
+flow relay's series are split by `source_kind` (agent, waypoint), the kind of sender the
+controller named from its certificate.
 """
 
 from __future__ import annotations
@@ -131,10 +133,67 @@ def _certificates() -> Section:
     )
 
 
+def _flow_relay() -> Section:
+    return Section(
+        "Flow relay",
+        [
+            (
+                timeseries(
+                    "Flow events relayed by source",
+                    Query(
+                        rate_sum("nodemesh_flow_events_relayed_total", by=["source_kind"]),
+                        "{{source_kind}}",
+                    ),
+                    unit="ops",
+                    stack=True,
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Reporting streams open by source",
+                    Query("sum by (source_kind) (nodemesh_flow_reporters)", "{{source_kind}}"),
+                    description="One per agent and per waypoint while each reaches the relay.",
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Flow events lost before sending",
+                    Query(
+                        rate_sum("nodemesh_flow_events_source_dropped_total", by=["source_kind"]),
+                        "{{source_kind}}",
+                    ),
+                    unit="ops",
+                    description="Overwritten in a component's ring while it could not send, as "
+                    "the component reports: the relay is slow or was away.",
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Flow events refused by reason",
+                    Query(
+                        rate_sum(
+                            "nodemesh_flow_events_refused_total", by=["source_kind", "reason"]
+                        ),
+                        "{{source_kind}} {{reason}}",
+                    ),
+                    unit="ops",
+                    description="spoofed_reporter or not_a_reporter: a misconfigured component "
+                    "or a workload posing as one (the controller logs which).",
+                ),
+                6,
+            ),
+        ],
+    )
+
+
 def build() -> Dashboard:
     return dashboard(
         "nodemesh-control-plane",
         "nodemesh / Control plane",
-        "Config pushes and subscribers, certificates issued and refused, root expiry.",
-        [_summary(), _config(), _certificates()],
+        "Config pushes and subscribers, certificates issued and refused, root expiry, "
+        "flow events relayed.",
+        [_summary(), _config(), _certificates(), _flow_relay()],
     )

@@ -2,7 +2,9 @@
 
 Authorization denials are the requests flagged DENY (nodemesh flags L7 denials as ztunnel does,
 so an RBAC 403 is never mistaken for the app's own 403). nodemesh exports no retry counter:
-retries show up as URX (retries used up) in the response flags.
+retries show up as URX (retries used up) in the response flags. The flow reporter's series are
+per waypoint, not per Service, and agents export them too: those panels keep the instances that
+export a waypoint-only series (`and on (instance)`) and ignore the Service variables.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ CHOSEN = [
     'destination_service=~"$service"',
 ]
 DENIED = 'response_flags=~".*DENY.*"'
+# Every waypoint exports it (at 0 until max_label_sets is hit); agents do not.
+WAYPOINT_ONLY = "nodemesh_waypoint_label_overflow_total"
 # (flag, what it means to an operator): the resilience outcomes worth a line of their own.
 RESILIENCE = (
     ("URX", "retries exhausted"),
@@ -168,6 +172,57 @@ def _sizes() -> Section:
     )
 
 
+def _waypoints_only(expr: str) -> str:
+    return f"{expr} and on (instance) {WAYPOINT_ONLY}"
+
+
+def _flow_events() -> Section:
+    not_reported = "nodemesh_flow_events_report_dropped_total"
+    return Section(
+        "Flow events",
+        [
+            (
+                timeseries(
+                    "Flow events sent to the relay",
+                    Query(
+                        _waypoints_only(
+                            rate_sum("nodemesh_flow_events_reported_total", by=["instance"])
+                        ),
+                        "{{instance}}",
+                    ),
+                    unit="ops",
+                ),
+                8,
+            ),
+            (
+                timeseries(
+                    "Flow events not sent by reason",
+                    Query(
+                        _waypoints_only(rate_sum(not_reported, by=["instance", "reason"])),
+                        "{{instance}} {{reason}}",
+                    ),
+                    unit="ops",
+                    description="overwritten: the ring outran the stream to the controller; "
+                    "send_failed: lost with a broken stream.",
+                ),
+                8,
+            ),
+            (
+                timeseries(
+                    "Connected to the flow relay",
+                    Query(
+                        _waypoints_only("max by (instance) (nodemesh_flow_relay_connected)"),
+                        "{{instance}}",
+                    ),
+                    description="1 while the waypoint's flow report stream to the controller "
+                    "is open.",
+                ),
+                8,
+            ),
+        ],
+    )
+
+
 def build() -> Dashboard:
     variables = [
         label_variable(
@@ -187,6 +242,6 @@ def build() -> Dashboard:
         "nodemesh-waypoint",
         "nodemesh / Waypoint",
         "HTTP and gRPC through waypoints: status codes, response flags, latency, denials.",
-        [_summary(), _outcomes(), _denials_and_limits(), _sizes()],
+        [_summary(), _outcomes(), _denials_and_limits(), _sizes(), _flow_events()],
         variables,
     )

@@ -57,6 +57,8 @@ class ReporterMetrics:
             ["reason"],
             registry=registry,
         )
+        for reason in DropReason:  # a series at 0 from the start, so "none lost" is shown
+            self.dropped.labels(reason)
         self.connected = Gauge(
             "nodemesh_flow_relay_connected",
             "1 while the flow report stream to the controller is open.",
