@@ -21,7 +21,11 @@ from google.protobuf import json_format
 from prometheus_client import CollectorRegistry, start_http_server
 
 from controller.auth import NodeTokenAuthenticator, ServiceAccountTokenAuthenticator
-from controller.auth_kube import ServiceAccountTokenReviewAuthenticator, TokenReviewAuthenticator
+from controller.auth_kube import (
+    AGENT_USER,
+    ServiceAccountTokenReviewAuthenticator,
+    TokenReviewAuthenticator,
+)
 from controller.ca import CertificateAuthority
 from controller.certs_service import CertificateServices, add_to_servers
 from controller.distributor import Distributor, subscriber_for, wanted_for
@@ -33,9 +37,10 @@ from controller.registry_kube import KubeRegistry, api_client_from
 from controller.registry_local import LocalRegistry
 from controller.resources import from_resource, to_message
 from controller.translate import translate
+from controller.trust_bundle_kube import KubeTrustBundlePublisher
 from controller.waypoints import LocalStoreDeployer, WaypointTemplate
 from controller.waypoints_kube import DEFAULT_IMAGE, KubeWaypointDeployer, kube_template
-from nodemesh import admin
+from nodemesh import admin, logsetup
 from nodemesh.identity import parse_any
 from nodemesh.local import cluster
 from nodemesh.local.credentials import pod_recorded, pod_tokens_path
@@ -47,11 +52,13 @@ log = logging.getLogger("nodemesh.controller")
 POLL = 0.05
 SYNC_TIMEOUT = 30.0
 DEFAULT_KUBE_CA_DIR = "/var/lib/nodemesh/ca"  # a persistent volume or Secret mount in Kubernetes
+PROG = "python -m controller"
 
 
 class Controller:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.bundles: KubeTrustBundlePublisher | None = None  # Kubernetes mode only
         if args.local_state:
             state = Path(args.local_state)
             ca_dir = Path(args.ca_dir or state / "ca")
@@ -63,7 +70,8 @@ class Controller:
             api = api_client_from(args.kubeconfig, in_cluster=args.in_cluster)
             ca_dir = Path(args.ca_dir or DEFAULT_KUBE_CA_DIR)
             self.registry = KubeRegistry(api)
-            tokens = TokenReviewAuthenticator(api)
+            # Callers building args by hand (tests) may leave --agent-user out: its default.
+            tokens = TokenReviewAuthenticator(api, user=args.agent_user)
             workload_tokens = ServiceAccountTokenReviewAuthenticator(api)
             # Every replica serves certificates and config; only the leader writes to the API
             # server (waypoint Deployments). Without --leader-elect, the one replica writes.
@@ -74,11 +82,18 @@ class Controller:
             )
             self.waypoints = KubeWaypointDeployer(
                 api,
-                kube_template(args.waypoint_image),
+                kube_template(args.waypoint_image, args.trust_domain, logsetup.level_name()),
+                self.elector.is_leader if self.elector else lambda: True,
+            )
+            # Waypoint pods and agents mount the trust bundle ConfigMap; the leader writes it.
+            self.bundles = KubeTrustBundlePublisher(
+                api,
+                lambda: self.ca.trust_bundle_pem().decode(),
+                args.leader_namespace,
                 self.elector.is_leader if self.elector else lambda: True,
             )
             if self.elector:
-                self.elector.on_change = self.waypoints.leadership_changed
+                self.elector.on_change = self._leadership_changed
         self.ca = CertificateAuthority.load_or_create(ca_dir, args.trust_domain)
         self.metrics = ControllerMetrics(CollectorRegistry())
         self.metrics.root_expiry.set(self.ca.root_not_after.timestamp())
@@ -93,6 +108,10 @@ class Controller:
         self.flows = FlowRelay(self.metrics, self._known_waypoint)  # every component's events
         self.errors: list = []
 
+    def _leadership_changed(self, leading: bool) -> None:
+        self.waypoints.leadership_changed(leading)
+        self.bundles.leadership_changed(leading)
+
     def refresh(self) -> bool:
         """Re-translate when the registry changed; publish only if the model changed."""
         if not self.registry.changed():
@@ -102,6 +121,8 @@ class Controller:
         result = translate(objects, trust_domain=self.args.trust_domain)
         if self.waypoints is not None:
             self.waypoints.reconcile(objects)
+        if self.bundles is not None:
+            self.bundles.reconcile(objects)
         self.errors = list(result.errors)
         self.metrics.translate_errors.set(len(self.errors))
         for err in result.errors:
@@ -164,6 +185,7 @@ class Controller:
             if self.elector:
                 self.elector.start()
             self.waypoints.start()
+            self.bundles.start()
             synced = await asyncio.to_thread(self.registry.wait_synced, SYNC_TIMEOUT)
             if not synced:
                 log.warning(
@@ -208,6 +230,7 @@ class Controller:
         self._poller.cancel()
         if isinstance(self.registry, KubeRegistry):
             await asyncio.to_thread(self.waypoints.stop)
+            await asyncio.to_thread(self.bundles.stop)
             if self.elector:  # a clean stop releases the Lease: a successor takes over at once
                 await asyncio.to_thread(self.elector.stop)
             await asyncio.to_thread(self.registry.stop)
@@ -250,7 +273,7 @@ def _decode(type_url: str, payload: bytes):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m controller")
+    p = argparse.ArgumentParser(prog=PROG)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--local-state", help="local cluster state directory (store.json, status.json, credentials)"
@@ -280,14 +303,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--waypoint-image", default=DEFAULT_IMAGE, help="image of the waypoint Deployments"
     )
+    p.add_argument(
+        "--agent-user",
+        default=AGENT_USER,
+        help="Kubernetes mode: the node agents' service account as TokenReview names it "
+        "(system:serviceaccount:<namespace>:<name>); only its tokens may act for a node",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logsetup.configure(PROG)
     asyncio.run(Controller(parse_args(argv)).run())
     return 0

@@ -11,6 +11,8 @@ and what is deleted stay `controller.waypoints.plan`'s decisions. On top of the 
   the pod (controller.auth_kube checks both), mounted at TOKEN_PATH and named by
   NODEMESH_TOKEN_FILE; the API token is not mounted (the waypoint never calls the API server).
   The mesh's trust bundle comes from the ConfigMap BUNDLE_CONFIGMAP, mounted for `--bundle`.
+  The pod runs as a non-root user with the "restricted" Pod Security settings, and gets the
+  controller's `--trust-domain` (it checks its peers' SPIFFE IDs against it) and log level.
 - Idempotence like server-side apply's: the API server adds defaults to every object it stores
   (a Deployment's strategy, a container's terminationMessagePath, ...), so a stored object never
   equals the one written. What counts is whether every field nodemesh sets still has the value it
@@ -53,11 +55,27 @@ from controller.waypoints import (
     plan,
 )
 from nodemesh.controlplane import CONTROLLER_NAME, TOKEN_FILE_ENV
+from nodemesh.logsetup import DEFAULT_LEVEL, LOG_LEVEL_ENV
 from nodemesh.manifests.validate_gateway import API_VERSION as GATEWAY_API_VERSION
 from nodemesh.manifests.validate_gateway import is_waypoint_gateway
 
 log = logging.getLogger("nodemesh.controller.waypoints")
 
+# The waypoint is an unprivileged proxy on ports above 1024 that writes no file: the
+# "restricted" Pod Security level, as a non-root user (distroless' "nonroot").
+WAYPOINT_UID = 65532
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": WAYPOINT_UID,
+    "runAsGroup": WAYPOINT_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 TOKEN_DIR = "/var/run/secrets/nodemesh"
 TOKEN_PATH = f"{TOKEN_DIR}/token"
 TOKEN_SECONDS = 3600  # the kubelet rotates it at 80 %; the waypoint re-reads it per bootstrap
@@ -77,6 +95,8 @@ class KubeWaypointTemplate(WaypointTemplate):
 
     image: str = DEFAULT_IMAGE
     bundle: str = f"{BUNDLE_DIR}/{BUNDLE_KEY}"
+    trust_domain: str = "cluster.local"  # must be the controller's: it checks peers' SPIFFE IDs
+    log_level: str = DEFAULT_LEVEL  # NODEMESH_LOG_LEVEL of the pods: the controller's own
 
     def command(self, namespace: str, name: str) -> list[str]:
         return [
@@ -89,14 +109,23 @@ class KubeWaypointTemplate(WaypointTemplate):
             namespace,
             "--controller",
             self.controller,
+            "--trust-domain",
+            self.trust_domain,
             "--bundle",
             self.bundle,
         ]
 
 
-def kube_template(image: str = DEFAULT_IMAGE) -> KubeWaypointTemplate:
+def kube_template(
+    image: str = DEFAULT_IMAGE, trust_domain: str = "cluster.local", log_level: str = DEFAULT_LEVEL
+) -> KubeWaypointTemplate:
     return KubeWaypointTemplate(
-        python="python3", controller=CONTROLLER_NAME, state_dir="", image=image
+        python="python3",
+        controller=CONTROLLER_NAME,
+        state_dir="",
+        image=image,
+        trust_domain=trust_domain,
+        log_level=log_level,
     )
 
 
@@ -183,17 +212,19 @@ def _plan_shape(obj: dict) -> dict:
     meta.pop("ownerReferences", None)
     if obj["kind"] == "Deployment":
         pod = obj["spec"]["template"]["spec"]
-        for field in ("automountServiceAccountToken", "volumes"):
+        for field in ("automountServiceAccountToken", "volumes", "securityContext"):
             pod.pop(field)
         container = pod["containers"][0]
-        container.pop("image")
-        container.pop("volumeMounts")
-        container["env"] = [e for e in container["env"] if e["name"] != TOKEN_FILE_ENV]
+        for field in ("image", "volumeMounts", "securityContext"):
+            container.pop(field)
+        added = (TOKEN_FILE_ENV, LOG_LEVEL_ENV)
+        container["env"] = [e for e in container["env"] if e["name"] not in added]
     return obj
 
 
 def _add_pod_credentials(pod: dict, template: KubeWaypointTemplate) -> None:
     pod["automountServiceAccountToken"] = False
+    pod["securityContext"] = copy.deepcopy(POD_SECURITY)
     pod["volumes"] = [
         {
             "name": "nodemesh-token",
@@ -213,7 +244,12 @@ def _add_pod_credentials(pod: dict, template: KubeWaypointTemplate) -> None:
     ]
     container = pod["containers"][0]
     container["image"] = template.image
-    container["env"] = [*container.get("env", []), {"name": TOKEN_FILE_ENV, "value": TOKEN_PATH}]
+    container["securityContext"] = copy.deepcopy(CONTAINER_SECURITY)
+    container["env"] = [
+        *container.get("env", []),
+        {"name": TOKEN_FILE_ENV, "value": TOKEN_PATH},
+        {"name": LOG_LEVEL_ENV, "value": template.log_level},
+    ]
     container["volumeMounts"] = [
         {"name": "nodemesh-token", "mountPath": TOKEN_DIR, "readOnly": True},
         {"name": "nodemesh-ca", "mountPath": BUNDLE_DIR, "readOnly": True},

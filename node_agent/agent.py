@@ -74,6 +74,7 @@ class AgentSettings:
     admin_port: int = 15000  # read-only admin, 127.0.0.1 only
     cni_socket: str = ""  # serve the CNI plugin here (Kubernetes mode); "" = no plugin
     sandbox_state: str = ""  # where pods' sandboxes persist across restarts ("": memory)
+    token_file: str = ""  # Kubernetes: the projected token, re-read at each renewal ("": token)
 
 
 class NodeAgent:
@@ -278,8 +279,11 @@ class NodeAgent:
     async def renew_due(self, now: float) -> None:
         s = self.settings
         if renewal_due(self.node_identity, now):
+            # The kubelet rotates a projected token in place (it expires within hours, the node
+            # certificate renews at half of its day): read it again rather than reuse the first.
+            token = controlplane.read_token(s.token_file) if s.token_file else s.token
             self.node_identity = await controlplane.bootstrap(
-                f"{s.controller}:{s.bootstrap_port}", s.bundle_pem, s.node, s.token
+                f"{s.controller}:{s.bootstrap_port}", s.bundle_pem, s.node, token
             )
             old, self._channel = (
                 self._channel,

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
 from prometheus_client import disable_created_metrics
 
+from nodemesh import logsetup
 from nodemesh.controlplane import TOKEN_FILE_ENV
 from nodemesh.eventloop import event_loop_factory
 from nodemesh.hbone.gate import install_fast_frame_repr
 from waypoint.app import Waypoint, WaypointSettings
 
+PROG = "python -m waypoint"
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m waypoint")
+    p = argparse.ArgumentParser(prog=PROG)
     p.add_argument("--name", required=True, help="the waypoint (Gateway) name")
     p.add_argument("--namespace", required=True)
     p.add_argument("--controller", required=True, help="controller host (its listeners' address)")
@@ -63,11 +64,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logsetup.configure(PROG)
     install_fast_frame_repr()
     disable_created_metrics()
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:

@@ -10,6 +10,7 @@ from controller import waypoints_kube
 from controller.auth_kube import AUDIENCE
 from controller.leader import LEASE_NAME
 from controller.waypoints_kube import BUNDLE_CONFIGMAP, BUNDLE_KEY
+from nodemesh import logsetup
 from nodemesh.install.values import Values
 from nodemesh.local.prometheus_targets import scrape_annotations
 
@@ -28,7 +29,7 @@ TOKEN_DIR = waypoints_kube.TOKEN_DIR  # the same token layout as the waypoints'
 TOKEN_PATH = waypoints_kube.TOKEN_PATH
 TOKEN_TTL_SECONDS = waypoints_kube.TOKEN_SECONDS
 TRUST_DIR = "/etc/nodemesh/trust"
-LOG_LEVEL_ENV = "NODEMESH_LOG_LEVEL"
+LOG_LEVEL_ENV = logsetup.LOG_LEVEL_ENV  # every component reads it (nodemesh.logsetup)
 
 
 def labels(values: Values, component: str = "") -> dict[str, str]:
@@ -59,6 +60,11 @@ def meta(values: Values, name: str, component: str = "", namespaced: bool = True
 def pod_annotations(metrics_port: int) -> dict[str, str]:
     """Prometheus' conventional annotations (daemonset/prometheus/ reads them)."""
     return scrape_annotations(metrics_port)
+
+
+def agent_user(values: Values) -> str:
+    """The agent's service account as a TokenReview names it (controller --agent-user)."""
+    return f"system:serviceaccount:{values.namespace}:{AGENT}"
 
 
 def controller_host(values: Values) -> str:

@@ -49,6 +49,7 @@ def _container(values: Values) -> dict:
             "--leader-elect",
             f"--leader-namespace={values.namespace}",
             f"--waypoint-image={values.image.of('waypoint')}",
+            f"--agent-user={common.agent_user(values)}",  # whose tokens may act for a node
         ],
         "env": common.env(values),
         "ports": [{"name": name, "containerPort": port} for name, port in PORTS],

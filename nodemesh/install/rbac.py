@@ -4,8 +4,10 @@
   them), reviews bootstrap tokens
   (controller.auth_kube), deploys waypoints (controller.waypoints_kube: a ServiceAccount and a
   Deployment per waypoint Gateway, in the Gateway's namespace, owned by the Gateway) and holds a
-  leader Lease in its own namespace (controller.leader). Nothing more: it writes no status and
-  publishes no ConfigMap yet; a rule for either is added with the code that makes the call.
+  leader Lease in its own namespace (controller.leader), and publishes the trust bundle
+  ConfigMap into its own namespace and every waypoint's (controller.trust_bundle_kube: get,
+  create and update of that one name; create cannot be limited by name). Nothing more: it writes
+  no status; a rule for that is added with the code that makes the call.
 - agent (and the CNI installer in the same pod): no rules at all. Agents get workloads, services,
   policies and certificates from the controller over mTLS, and authenticate to it with a
   projected token whose audience ("nodemesh") the API server itself does not accept, so the pod
@@ -67,6 +69,22 @@ CONTROLLER_RULES: tuple[tuple[list[str], list[str], list[str], list[str], str], 
         ["get", *_READ, "create", "update", "delete"],
         [],
         "waypoint deployer: one Deployment per waypoint, compared with what is stored",
+    ),
+    (
+        [""],
+        ["configmaps"],
+        ["create"],
+        [],
+        f"trust bundle publisher: creates ConfigMap {common.TRUST_BUNDLE} where missing "
+        "(create cannot be limited by name; controller/trust_bundle_kube.py)",
+    ),
+    (
+        [""],
+        ["configmaps"],
+        ["get", "update"],
+        [common.TRUST_BUNDLE],
+        "trust bundle publisher: reads and updates only that ConfigMap, in the controller's "
+        "namespace and every namespace with a waypoint",
     ),
     (
         ["gateway.networking.k8s.io"],

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodemesh import logsetup
 from nodemesh.manifests import names
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = logsetup.LOG_LEVELS  # what the components accept in NODEMESH_LOG_LEVEL
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 # Kubernetes resource.Quantity syntax: a decimal number with an optional SI or binary suffix.
 _QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")

@@ -30,7 +30,7 @@ def example_gateway(namespace: str, name: str) -> dict:
 
 def waypoint_objects(values: Values, namespace: str, name: str) -> list[dict]:
     """What the controller writes for Gateway `namespace/name` with this install's image."""
-    template = kube_template(values.image.of("waypoint"))
+    template = kube_template(values.image.of("waypoint"), values.trust_domain, values.log_level)
     plan = plan_kube([example_gateway(namespace, name)], [], template)
     if plan.conflicts or len(plan.writes) != 2:
         raise RuntimeError(f"the waypoint deployer planned {plan}; expected 2 writes")

@@ -15,7 +15,7 @@ import yaml
 from cryptography import x509
 
 from controller import scope
-from controller.main import Controller
+from controller.main import Controller, parse_args
 from nodemesh import controlplane
 from nodemesh.identity import NodeId, identity_of_certificate
 from tests.inprocess.kube_fake import FakeApiServer, recording
@@ -48,21 +48,19 @@ def kube_args(tmp_path, server: FakeApiServer) -> argparse.Namespace:
             }
         )
     )
-    return argparse.Namespace(
-        local_state=None,
-        kubeconfig=str(kubeconfig),
-        in_cluster=False,
-        ca_dir=str(tmp_path / "ca"),
-        trust_domain="cluster.local",
-        listen="127.0.0.1",
-        mtls_port=0,
-        bootstrap_port=0,
-        metrics_port=-1,
-        admin_port=0,
-        leader_elect=False,
-        leader_namespace="nodemesh-system",
-        leader_id="controller-0",
-        waypoint_image="registry.example/nodemesh/waypoint:test",
+    # The controller's own parser: a flag added there needs no edit here.
+    return parse_args(
+        [
+            f"--kubeconfig={kubeconfig}",
+            f"--ca-dir={tmp_path / 'ca'}",
+            "--listen=127.0.0.1",
+            "--mtls-port=0",
+            "--bootstrap-port=0",
+            "--metrics-port=-1",
+            "--admin-port=0",
+            "--leader-id=controller-0",
+            "--waypoint-image=registry.example/nodemesh/waypoint:test",
+        ]
     )
 
 
