@@ -14,22 +14,22 @@ waypoint is gone is public data, and a pod of a re-created waypoint finds it at 
 
 Only the BUNDLE_KEY entry and the managed-by label are nodemesh's: other keys and labels someone
 added are kept on update. The decision (`plan_bundle`) is sans-I/O; `KubeTrustBundlePublisher`
-carries it out in a thread of its own, like controller.waypoints_kube's deployer, on registry
-changes, on gaining leadership, after a failed round and every `resync` seconds (which also
-repairs a copy someone edited or deleted).
+carries it out in a controller.leader_worker thread, like controller.waypoints_kube's deployer:
+on registry changes, on a new bundle, on gaining leadership, after a failed round and every
+`resync` seconds (which also repairs a copy someone edited or deleted).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from controller.leader_worker import LeaderWorker
 from controller.waypoints import MANAGED_BY, MANAGED_BY_LABEL
 from controller.waypoints_kube import BUNDLE_CONFIGMAP, BUNDLE_KEY, REQUEST_TIMEOUT
 from nodemesh.manifests.validate_gateway import is_waypoint_gateway
@@ -100,7 +100,7 @@ def plan_bundle(namespace: str, stored: dict | None, bundle_pem: str) -> BundleW
 # --- I/O: the API server --------------------------------------------------------------------------
 
 
-class KubeTrustBundlePublisher:
+class KubeTrustBundlePublisher(LeaderWorker[frozenset[str]]):
     """Keeps BUNDLE_CONFIGMAP current in every wanted namespace while `is_leader()`."""
 
     def __init__(
@@ -112,42 +112,14 @@ class KubeTrustBundlePublisher:
         *,
         resync: float = RESYNC_SECONDS,
     ) -> None:
+        super().__init__("trust bundle", is_leader, resync, log)
         self.core = client.CoreV1Api(api_client)
         self.bundle = bundle  # the CA's current trust bundle (PEM), read at every round
         self.home = home
-        self.is_leader = is_leader
-        self.resync = resync
-        self._lock = threading.Lock()
-        self._namespaces: frozenset[str] | None = None
-        self._done: tuple[frozenset[str], str] | None = None  # last synced (namespaces, bundle)
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # --- the controller's side
 
     def reconcile(self, objects: Iterable[dict]) -> None:
         """Hand over the registry's objects; the publisher's thread does the rest."""
-        namespaces = bundle_namespaces(objects, self.home)
-        with self._lock:
-            self._namespaces = namespaces
-        self._wake.set()
-
-    def leadership_changed(self, leading: bool) -> None:
-        if leading:
-            with self._lock:
-                self._done = None
-            self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="trust-bundle", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._hand_over(bundle_namespaces(objects, self.home))
 
     # --- one round
 
@@ -162,41 +134,17 @@ class KubeTrustBundlePublisher:
             (written if self._write(write) else conflicted).append(write)
         return BundleRound(tuple(written), tuple(w.namespace for w in conflicted))
 
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            woken = self._wake.wait(self.resync)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            with self._lock:
-                namespaces, done = self._namespaces, self._done
-            if namespaces is None or not self.is_leader():
-                continue
-            current = (namespaces, self.bundle())
-            if current == done and woken:
-                continue  # a registry change that touched no waypoint namespace
-            self._round(current)
+    def _fingerprint(self, namespaces: frozenset[str]) -> object:
+        return (namespaces, self.bundle())  # a new root rewrites every copy
 
-    def _round(self, current: tuple[frozenset[str], str]) -> None:
-        try:
-            done = self.sync(current[0])
-        except ApiException as exc:
-            log.warning(
-                "trust bundle: API server answered %s %s; retrying in %.0f s%s",
-                exc.status,
-                exc.reason,
-                self.resync,
-                _rbac_hint(exc),
-            )
-            return
-        except Exception as exc:  # unreachable API server: the next change or resync retries
-            log.warning("trust bundle: %s: %s", type(exc).__name__, exc)
-            return
-        if done.conflicted:  # re-read and re-plan those at once
-            self._wake.set()
-            return
-        with self._lock:
-            self._done = current
+    def _work(self, namespaces: frozenset[str]) -> bool:
+        return not self.sync(namespaces).conflicted  # re-read and re-plan those at once
+
+    def _rbac_hint(self) -> str:
+        return (
+            f"; check the controller's RBAC allows create, and get and update of "
+            f"{BUNDLE_CONFIGMAP}, on configmaps"
+        )
 
     def _get(self, namespace: str) -> dict | None:
         try:
@@ -238,12 +186,3 @@ class KubeTrustBundlePublisher:
             "updated" if write.version else "created",
         )
         return True
-
-
-def _rbac_hint(exc: ApiException) -> str:
-    if exc.status in (401, 403):
-        return (
-            f"; check the controller's RBAC allows create, and get and update of "
-            f"{BUNDLE_CONFIGMAP}, on configmaps"
-        )
-    return ""

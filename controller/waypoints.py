@@ -75,9 +75,13 @@ class WaypointTemplate:
             namespace,
             "--controller",
             self.controller,
-            "--local-state",
-            self.state_dir,
+            *self.trust_args(),
         ]
+
+    def trust_args(self) -> list[str]:
+        """Where the waypoint finds its trust bundle and credentials: the local state directory
+        (a Kubernetes template replaces this with a mounted bundle)."""
+        return ["--local-state", self.state_dir]
 
 
 @dataclass(frozen=True)

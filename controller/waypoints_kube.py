@@ -25,10 +25,11 @@ and what is deleted stay `controller.waypoints.plan`'s decisions. On top of the 
 - Updates carry the resourceVersion read (optimistic concurrency): a 409 means someone changed
   the object meanwhile, and the next round re-reads and re-plans.
 - Only the leader writes (controller.leader); followers plan nothing. `KubeWaypointDeployer`
-  runs in a thread of its own: `reconcile` (called by the controller on every registry change)
-  only hands the Gateways over, so the event loop never waits on API writes, and a round runs
-  when the waypoint Gateways change, when leadership is gained, after a failed round, and every
-  `resync` seconds (which repairs a managed object someone edited or deleted).
+  runs in a thread of its own (controller.leader_worker): `reconcile` (called by the controller
+  on every registry change) only hands the Gateways over, so the event loop never waits on API
+  writes, and a round runs when the waypoint Gateways change, when leadership is gained, after a
+  failed round or a 409, and every `resync` seconds (which repairs a managed object someone
+  edited or deleted).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -44,6 +44,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controller.auth_kube import AUDIENCE
+from controller.leader_worker import LeaderWorker
 from controller.model import canonical_json
 from controller.model_waypoint import GATEWAY_NAME_LABEL
 from controller.waypoints import (
@@ -98,22 +99,8 @@ class KubeWaypointTemplate(WaypointTemplate):
     trust_domain: str = "cluster.local"  # must be the controller's: it checks peers' SPIFFE IDs
     log_level: str = DEFAULT_LEVEL  # NODEMESH_LOG_LEVEL of the pods: the controller's own
 
-    def command(self, namespace: str, name: str) -> list[str]:
-        return [
-            self.python,
-            "-m",
-            "waypoint",
-            "--name",
-            name,
-            "--namespace",
-            namespace,
-            "--controller",
-            self.controller,
-            "--trust-domain",
-            self.trust_domain,
-            "--bundle",
-            self.bundle,
-        ]
+    def trust_args(self) -> list[str]:
+        return ["--trust-domain", self.trust_domain, "--bundle", self.bundle]
 
 
 def kube_template(
@@ -285,7 +272,7 @@ def wanted_keys(gateways: Iterable[dict], template: KubeWaypointTemplate) -> lis
 # --- I/O: the API server --------------------------------------------------------------------------
 
 
-class KubeWaypointDeployer:
+class KubeWaypointDeployer(LeaderWorker[list[dict]]):
     """Carries `plan_kube` out through the API server while `is_leader()`; see the module doc."""
 
     def __init__(
@@ -296,89 +283,44 @@ class KubeWaypointDeployer:
         *,
         resync: float = RESYNC_SECONDS,
     ) -> None:
+        super().__init__("waypoint deployer", is_leader, resync, log)
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.template = template
-        self.is_leader = is_leader
-        self.resync = resync
         self.conflicts: tuple[str, ...] = ()
-        self._lock = threading.Lock()
-        self._gateways: list[dict] | None = None
-        self._done: str | None = None  # fingerprint of the Gateways last synced successfully
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # --- the controller's side
 
     def reconcile(self, objects: Iterable[dict]) -> None:
         """Hand over the registry's Gateways; the deployer's thread does the rest."""
-        gateways = [o for o in objects if o.get("kind") == "Gateway" and is_waypoint_gateway(o)]
-        with self._lock:
-            self._gateways = gateways
-        self._wake.set()
-
-    def leadership_changed(self, leading: bool) -> None:
-        """controller.leader's on_change: a new leader syncs at once."""
-        if leading:
-            with self._lock:
-                self._done = None
-            self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="waypoint-deployer", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._hand_over(
+            [o for o in objects if o.get("kind") == "Gateway" and is_waypoint_gateway(o)]
+        )
 
     # --- one round
 
     def sync(self, gateways: list[dict]) -> KubePlan:
         """Read, plan, write: one round, synchronously (the thread's work; tests call it)."""
+        return self._sync(gateways)[0]
+
+    def _sync(self, gateways: list[dict]) -> tuple[KubePlan, bool]:
+        """The round's plan, and whether every write went through (no 409)."""
         todo = plan_kube(gateways, self._stored(gateways), self.template)
         self._report(todo.conflicts)
-        for write in todo.writes:
-            self._write(write)
+        written = [self._write(write) for write in todo.writes]
         for key in todo.deletes:
             self._delete(key)
-        return todo
+        return todo, all(written)
 
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            woken = self._wake.wait(self.resync)  # False: the resync period passed quietly
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            with self._lock:
-                gateways, done = self._gateways, self._done
-            if gateways is None or not self.is_leader():
-                continue
-            fingerprint = canonical_json(sorted(map(canonical_json, gateways)))
-            if fingerprint == done and woken:
-                continue  # a registry change that left the waypoint Gateways as they were
-            self._round(gateways, fingerprint)
+    def _fingerprint(self, gateways: list[dict]) -> object:
+        return canonical_json(sorted(map(canonical_json, gateways)))
 
-    def _round(self, gateways: list[dict], fingerprint: str) -> None:
-        try:
-            self.sync(gateways)
-        except ApiException as exc:
-            log.warning(
-                "waypoint deployer: API server answered %s %s; retrying in %.0f s%s",
-                exc.status,
-                exc.reason,
-                self.resync,
-                _rbac_hint(exc),
-            )
-            return
-        except Exception as exc:  # unreachable API server: the next change or resync retries
-            log.warning("waypoint deployer: %s: %s", type(exc).__name__, exc)
-            return
-        with self._lock:
-            self._done = fingerprint
+    def _work(self, gateways: list[dict]) -> bool:
+        return self._sync(gateways)[1]
+
+    def _rbac_hint(self) -> str:
+        return (
+            "; check the controller's RBAC allows get, list, create, update and delete on "
+            "deployments (apps) and serviceaccounts"
+        )
 
     def _stored(self, gateways: list[dict]) -> list[dict]:
         """The managed ServiceAccounts and Deployments, and whatever holds a wanted name."""
@@ -418,7 +360,8 @@ class KubeWaypointDeployer:
                 return None
             raise
 
-    def _write(self, write: Write) -> None:
+    def _write(self, write: Write) -> bool:
+        """Whether it was written; a 409 (changed meanwhile) makes the thread re-plan at once."""
         kind, namespace, name = write.key
         body = copy.deepcopy(write.obj)
         try:
@@ -437,9 +380,7 @@ class KubeWaypointDeployer:
                 name,
                 exc.reason,
             )
-            with self._lock:
-                self._done = None
-            return
+            return False
         log.info(
             "waypoint deployer: %s %s/%s %s",
             kind,
@@ -447,6 +388,7 @@ class KubeWaypointDeployer:
             name,
             "configured" if write.version else "created",
         )
+        return True
 
     def _create(self, kind: str, namespace: str, body: dict) -> None:
         if kind == "ServiceAccount":
@@ -502,12 +444,3 @@ def _json(response) -> dict:
         return json.loads(response.data)
     finally:
         response.release_conn()
-
-
-def _rbac_hint(exc: ApiException) -> str:
-    if exc.status in (401, 403):
-        return (
-            "; check the controller's RBAC allows get, list, create, update and delete on "
-            "deployments (apps) and serviceaccounts"
-        )
-    return ""

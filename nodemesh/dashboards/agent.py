@@ -12,6 +12,7 @@ from __future__ import annotations
 from grafanalib.core import Dashboard
 
 from nodemesh.dashboards.exprs import DESTINATION, or_zero, rate_sum, selector
+from nodemesh.dashboards.flow_reporter import flow_reporter_panels
 from nodemesh.dashboards.panels import Query, Section, dashboard, label_variable, stat, timeseries
 
 AGENT = ['instance=~"$instance"']
@@ -165,8 +166,6 @@ def _capture_and_policy() -> Section:
 
 
 def _flow_events() -> Section:
-    reported = "nodemesh_flow_events_reported_total"
-    not_reported = "nodemesh_flow_events_report_dropped_total"
     return Section(
         "Flow events",
         [
@@ -183,38 +182,7 @@ def _flow_events() -> Section:
                 ),
                 6,
             ),
-            (
-                timeseries(
-                    "Flow events sent to the relay",
-                    Query(_agents_only(rate_sum(reported, AGENT, ["instance"])), "{{instance}}"),
-                    unit="ops",
-                ),
-                6,
-            ),
-            (
-                timeseries(
-                    "Flow events not sent by reason",
-                    Query(
-                        _agents_only(rate_sum(not_reported, AGENT, ["instance", "reason"])),
-                        "{{instance}} {{reason}}",
-                    ),
-                    unit="ops",
-                    description="overwritten: the ring outran the stream to the controller; "
-                    "send_failed: lost with a broken stream.",
-                ),
-                6,
-            ),
-            (
-                timeseries(
-                    "Connected to the flow relay",
-                    Query(
-                        _agents_only(_gauge("nodemesh_flow_relay_connected", "max", "instance")),
-                        "{{instance}}",
-                    ),
-                    description="1 while the agent's flow report stream to the controller is open.",
-                ),
-                6,
-            ),
+            *flow_reporter_panels("agent", AGENT, _agents_only, 6),
         ],
     )
 

@@ -20,6 +20,7 @@ from nodemesh.dashboards.exprs import (
     rate_sum,
     success_ratio,
 )
+from nodemesh.dashboards.flow_reporter import flow_reporter_panels
 from nodemesh.dashboards.panels import Query, Section, dashboard, label_variable, stat, timeseries
 
 CHOSEN = [
@@ -177,50 +178,7 @@ def _waypoints_only(expr: str) -> str:
 
 
 def _flow_events() -> Section:
-    not_reported = "nodemesh_flow_events_report_dropped_total"
-    return Section(
-        "Flow events",
-        [
-            (
-                timeseries(
-                    "Flow events sent to the relay",
-                    Query(
-                        _waypoints_only(
-                            rate_sum("nodemesh_flow_events_reported_total", by=["instance"])
-                        ),
-                        "{{instance}}",
-                    ),
-                    unit="ops",
-                ),
-                8,
-            ),
-            (
-                timeseries(
-                    "Flow events not sent by reason",
-                    Query(
-                        _waypoints_only(rate_sum(not_reported, by=["instance", "reason"])),
-                        "{{instance}} {{reason}}",
-                    ),
-                    unit="ops",
-                    description="overwritten: the ring outran the stream to the controller; "
-                    "send_failed: lost with a broken stream.",
-                ),
-                8,
-            ),
-            (
-                timeseries(
-                    "Connected to the flow relay",
-                    Query(
-                        _waypoints_only("max by (instance) (nodemesh_flow_relay_connected)"),
-                        "{{instance}}",
-                    ),
-                    description="1 while the waypoint's flow report stream to the controller "
-                    "is open.",
-                ),
-                8,
-            ),
-        ],
-    )
+    return Section("Flow events", flow_reporter_panels("waypoint", [], _waypoints_only, 8))
 
 
 def build() -> Dashboard:

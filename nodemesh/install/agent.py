@@ -182,13 +182,11 @@ def _daemonset(values: Values) -> dict:
         "spec": {
             "selector": {"matchLabels": common.selector(name)},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-            "template": {
-                "metadata": {
-                    "labels": common.labels(values, name),
-                    "annotations": common.pod_annotations(METRICS_PORT),
-                },
-                "spec": {
-                    "serviceAccountName": name,
+            "template": common.pod_template(
+                values,
+                name,
+                METRICS_PORT,
+                {
                     "automountServiceAccountToken": False,
                     "hostNetwork": True,
                     "dnsPolicy": "ClusterFirstWithHostNet",
@@ -202,6 +200,6 @@ def _daemonset(values: Values) -> dict:
                     "containers": [_agent(values)],
                     "volumes": _volumes(values),
                 },
-            },
+            ),
         },
     }

@@ -62,6 +62,18 @@ def pod_annotations(metrics_port: int) -> dict[str, str]:
     return scrape_annotations(metrics_port)
 
 
+def pod_template(values: Values, component: str, metrics_port: int, spec: dict) -> dict:
+    """A component's pod template: selected by `selector(component)`, scraped by Prometheus,
+    running as the component's own ServiceAccount (named like it, see rbac.py)."""
+    return {
+        "metadata": {
+            "labels": labels(values, component),
+            "annotations": pod_annotations(metrics_port),
+        },
+        "spec": {"serviceAccountName": component, **spec},
+    }
+
+
 def agent_user(values: Values) -> str:
     """The agent's service account as a TokenReview names it (controller --agent-user)."""
     return f"system:serviceaccount:{values.namespace}:{AGENT}"

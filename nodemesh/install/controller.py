@@ -87,13 +87,11 @@ def _deployment(values: Values) -> dict:
             "replicas": values.controller.replicas,
             "selector": {"matchLabels": common.selector(name)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}},
-            "template": {
-                "metadata": {
-                    "labels": common.labels(values, name),
-                    "annotations": common.pod_annotations(METRICS_PORT),
-                },
-                "spec": {
-                    "serviceAccountName": name,
+            "template": common.pod_template(
+                values,
+                name,
+                METRICS_PORT,
+                {
                     "securityContext": {
                         "runAsNonRoot": True,
                         "runAsUser": common.NONROOT_UID,
@@ -119,7 +117,7 @@ def _deployment(values: Values) -> dict:
                         }
                     ],
                 },
-            },
+            ),
         },
     }
 

@@ -28,19 +28,14 @@ class Clock:
 
 
 @pytest.fixture
-def server():
-    fake = FakeApiServer().start()
-    fake.writable("coordination.k8s.io/v1", "leases")
-    try:
-        yield fake
-    finally:
-        fake.stop()
+def server(server):
+    server.writable("coordination.k8s.io/v1", "leases")
+    return server
 
 
 @pytest.fixture
-def elector(server):
+def elector(api):
     """elector(identity, clock=None, **config) -> a LeaseElector on the fake (not started)."""
-    api = server.api_client()
     made: list[LeaseElector] = []
 
     def make(identity: str, clock=None, **config) -> LeaseElector:
@@ -53,7 +48,6 @@ def elector(server):
     finally:
         for one in made:
             one.stop(release=False)
-        api.close()
         assert not [t for t in threading.enumerate() if t.name == "leader-election"]
 
 

@@ -32,18 +32,8 @@ MESH_YAML = (RECORDINGS / "mesh.yaml").read_text()
 
 
 @pytest.fixture
-def server():
-    fake = FakeApiServer().start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def start_registry(server):
+def start_registry(api):
     """start() -> a running KubeRegistry on the fake, with test-sized backoff and CRD re-checks."""
-    api = server.api_client()
     started: list[KubeRegistry] = []
 
     def start() -> KubeRegistry:
@@ -57,7 +47,6 @@ def start_registry(server):
     finally:
         for registry in started:
             registry.stop()
-        api.close()
         assert not [t for t in threading.enumerate() if t.name.startswith("kube-")]
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from controller.translate import translate
 from tests.inprocess.kube_fake import collection_path, recording
-from tests.inprocess.test_registry_kube import eventually, serve_mesh, server, start_registry
+from tests.inprocess.test_registry_kube import eventually, serve_mesh, start_registry
 
-__all__ = ["server", "start_registry"]  # fixtures, shared with the other registry tests
+__all__ = ["start_registry"]  # a fixture, shared with the other registry tests
 
 SLICES = collection_path("discovery.k8s.io/v1", "endpointslices")
 

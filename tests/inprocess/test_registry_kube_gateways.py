@@ -14,7 +14,7 @@ import pytest
 
 from controller.registry_kube import KubeRegistry
 from controller.translate import translate
-from tests.inprocess.kube_fake import FakeApiServer, collection_path, stored
+from tests.inprocess.kube_fake import collection_path, stored
 
 GATEWAYS = collection_path("gateway.networking.k8s.io/v1", "gateways")
 PODS = collection_path("v1", "pods")
@@ -65,26 +65,20 @@ def listing(kind: str, items: list[dict]) -> dict:
 
 
 @pytest.fixture
-def server():
+def server(server):
     """An API server with every core collection empty (core kinds are always served)."""
-    fake = FakeApiServer().start()
     for kind, plural in CORE:
-        fake.set_list(collection_path("v1", plural), listing(kind, []))
-    try:
-        yield fake
-    finally:
-        fake.stop()
+        server.set_list(collection_path("v1", plural), listing(kind, []))
+    return server
 
 
 @pytest.fixture
-def registry(server):
-    api = server.api_client()
+def registry(api):
     registry = KubeRegistry(api, backoff=(0.05, 0.2), crd_recheck=0.1)
     try:
         yield registry
     finally:
         registry.stop()
-        api.close()
         assert not [t for t in threading.enumerate() if t.name.startswith("kube-")]
 
 

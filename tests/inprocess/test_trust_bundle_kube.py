@@ -33,22 +33,9 @@ VERBS = {"GET": "get", "PUT": "update", "POST": "create", "DELETE": "delete"}
 
 
 @pytest.fixture
-def server():
-    fake = FakeApiServer().start()
-    fake.writable(*CONFIGMAPS)
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def api(server):
-    api = server.api_client()
-    try:
-        yield api
-    finally:
-        api.close()
+def server(server):
+    server.writable(*CONFIGMAPS)
+    return server
 
 
 class Bundle:

@@ -31,23 +31,10 @@ ACCOUNTS = ("v1", "serviceaccounts")
 
 
 @pytest.fixture
-def server():
-    fake = FakeApiServer().start()
-    fake.writable(*APPS, defaults=deployment_defaults)
-    fake.writable(*ACCOUNTS)
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def api(server):
-    api = server.api_client()
-    try:
-        yield api
-    finally:
-        api.close()
+def server(server):
+    server.writable(*APPS, defaults=deployment_defaults)
+    server.writable(*ACCOUNTS)
+    return server
 
 
 def deployer(api, image: str = "registry.example/nodemesh/waypoint:1.0", **kwargs):

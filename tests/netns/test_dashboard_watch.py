@@ -14,9 +14,9 @@ import pytest
 
 from nodemesh.cli.dashboard_cmd import HOME_CLEAR
 from nodemesh.local import prometheus
-from tests.netns.test_local_cluster import apply_text
 from tests.netns.test_mesh import until
-from tests.netns.test_waypoint import app, curl_many
+from tests.netns.test_prometheus import serve_web_through_a_waypoint
+from tests.netns.test_waypoint import curl_many
 
 pytestmark = [
     pytest.mark.netns,
@@ -30,13 +30,7 @@ GRAFANA = "http://grafana.invalid:3000"
 def test_dashboard_watch_redraws_service_rows_from_prometheus(local_cluster, tmp_path):
     cluster = local_cluster
     cluster.meshctl("local", "up", "--nodes", "2")
-    apply_text(cluster, tmp_path, app())
-    cluster.meshctl("waypoint", "apply", "-n", "shop", "--enroll-namespace", timeout=150)
-    until(
-        lambda: all(code == 200 for code, _ in curl_many(cluster, 5)),
-        timeout=60,
-        what="requests to web succeed through the waypoint",
-    )
+    serve_web_through_a_waypoint(cluster, tmp_path)
 
     def web_has_a_rate() -> bool:
         curl_many(cluster, 10)  # keep traffic flowing so the rate window has samples

@@ -29,6 +29,18 @@ pytestmark = [
 WEB = "web.shop.svc.cluster.local"
 
 
+def serve_web_through_a_waypoint(cluster, tmp_path: Path) -> None:
+    """test_waypoint's app, `shop` enrolled behind a waypoint; returns once requests to web
+    succeed through it (telemetry tests then only wait for Prometheus to scrape)."""
+    apply_text(cluster, tmp_path, app())
+    cluster.meshctl("waypoint", "apply", "-n", "shop", "--enroll-namespace", timeout=150)
+    until(
+        lambda: all(code == 200 for code, _ in curl_many(cluster, 5)),
+        timeout=60,
+        what="requests to web succeed through the waypoint",
+    )
+
+
 def series(state: StateDir, promql: str) -> list[dict]:
     data = prometheus.query(state, promql)
     assert data["resultType"] == "vector", data
@@ -47,13 +59,7 @@ def test_prometheus_scrapes_every_component_and_answers_promql(local_cluster, tm
     out = cluster.meshctl("local", "up", "--nodes", "2").stdout
     assert "Prometheus: http://" in out
     state = StateDir(cluster.name)
-    apply_text(cluster, tmp_path, app())
-    cluster.meshctl("waypoint", "apply", "-n", "shop", "--enroll-namespace", timeout=150)
-    until(
-        lambda: all(code == 200 for code, _ in curl_many(cluster, 5)),
-        timeout=60,
-        what="requests to web succeed through the waypoint",
-    )
+    serve_web_through_a_waypoint(cluster, tmp_path)
 
     def scraped() -> bool:
         got = up_targets(state)

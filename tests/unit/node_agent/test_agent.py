@@ -12,7 +12,9 @@ from nodemesh.identity import SpiffeId
 TD = "cluster.local"
 
 
-def test_renewal_is_due_at_half_of_the_certificates_own_lifetime(tmp_path):
+def issue(tmp_path):
+    """shop/web's key and certificate from a new CA, as bootstrap returns them, and the issued
+    certificate itself (its validity period)."""
     ca = CertificateAuthority.load_or_create(tmp_path / "ca", TD)
     key = controlplane.new_key()
     issued = ca.sign_csr(controlplane.csr_pem(key).encode(), SpiffeId(TD, "shop", "web"))
@@ -22,6 +24,11 @@ def test_renewal_is_due_at_half_of_the_certificates_own_lifetime(tmp_path):
         ca.trust_bundle_pem(),
         int(issued.not_after.timestamp()),
     )
+    return kc, issued
+
+
+def test_renewal_is_due_at_half_of_the_certificates_own_lifetime(tmp_path):
+    kc, issued = issue(tmp_path)
     start, end = issued.not_before.timestamp(), issued.not_after.timestamp()
     assert not renewal_due(kc, start + (end - start) * 0.49)
     assert renewal_due(kc, start + (end - start) * 0.51)
@@ -29,15 +36,7 @@ def test_renewal_is_due_at_half_of_the_certificates_own_lifetime(tmp_path):
 
 def test_a_node_certificate_renewal_reads_the_rotated_token_again(tmp_path, monkeypatch):
     """Kubernetes rotates the projected token in place; a renewal must not send the first one."""
-    ca = CertificateAuthority.load_or_create(tmp_path / "ca", TD)
-    key = controlplane.new_key()
-    issued = ca.sign_csr(controlplane.csr_pem(key).encode(), SpiffeId(TD, "shop", "web"))
-    kc = controlplane.KeyAndCert(
-        controlplane.key_pem(key),
-        issued.chain_pem,
-        ca.trust_bundle_pem(),
-        int(issued.not_after.timestamp()),
-    )
+    kc, issued = issue(tmp_path)
     token_file = tmp_path / "token"
     token_file.write_text("first\n")
     sent: list[str] = []
