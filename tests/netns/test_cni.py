@@ -16,33 +16,35 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from node_agent import bpf_types as bt
-from node_agent import capture as cap
 from node_agent.cni.protocol import Code
 from node_agent.sandboxes import scan_netns
 from nodemesh import bpffs
 from nodemesh.local import admin_client, cgroups, netns
 from nodemesh.local.credentials import create_node_tokens
-from nodemesh.local.launch import launch_argv
 from nodemesh.local.state import StateDir, write_json_atomic
 from tests.netns.cluster_helpers import cluster_name_for
+from tests.netns.cni_helpers import (
+    TIMEOUT,
+    Sandbox,
+    captured_programs,
+    cni,
+    remove_everything,
+    spawn_in,
+    stop,
+    until,
+)
 
 pytestmark = pytest.mark.netns
 
-REPO = Path(__file__).resolve().parents[2]
-PLUGIN = REPO / "node_agent" / "cni" / "nodemesh-cni"
 NODE = "node1"
 POD_IP, GATEWAY = "198.19.214.2", "198.19.214.1"
 UID = "0b5c1d2e-cni0-4000-8000-000000000001"
-TIMEOUT = 60.0  # first enrollment compiles the BPF programs
 
 
 def namespace_obj() -> dict:
@@ -69,101 +71,21 @@ def write_registry(state: StateDir) -> None:
     write_json_atomic(state.status_file, {"pods": [pending_pod()]})
 
 
-class Sandbox:
-    """A pod sandbox as a runtime makes it: netns, veth to the node, cgroup, a pause process."""
-
-    def __init__(self, prefix: str, cgroup_root: Path) -> None:
-        self.node_netns, self.netns = f"{prefix}-node", f"{prefix}-pod"
-        self.cgroup = cgroup_root / "pod-web-0"  # no uid in the name: found through the netns
-        self.veth = f"{prefix}v"
-
-    @property
-    def netns_path(self) -> str:
-        return str(netns.netns_path(self.netns))
-
-    def create(self) -> None:
-        for name in (self.node_netns, self.netns):
-            subprocess.run(["ip", "netns", "add", name], check=True)
-        netns.ip_batch(
-            [
-                f"link add {self.veth} type veth peer name eth0 netns {self.netns}",
-                f"link set {self.veth} up",
-                f"addr add {GATEWAY}/24 dev {self.veth}",
-                "link set lo up",
-            ],
-            self.node_netns,
-        )
-        netns.ip_batch(
-            ["link set lo up", "link set eth0 up", f"addr add {POD_IP}/24 dev eth0"], self.netns
-        )
-        cgroups.ensure(self.cgroup)
-
-    def run(self, *cmd: str) -> subprocess.Popen:
-        argv = launch_argv(sys.executable, self.netns, list(cmd), cgroup=str(self.cgroup))
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def spawn_in(netns_name: str, log: Path, *cmd: str) -> subprocess.Popen:
-    argv = launch_argv(sys.executable, netns_name, [sys.executable, *cmd])
-    with open(log, "w") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def cni(command: str, config: dict | bytes, **env: str) -> tuple[int, dict | None]:
-    """Run the installed-style plugin with a runtime's bare environment."""
-    environ = {"CNI_COMMAND": command, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **env}
-    stdin = config if isinstance(config, bytes) else json.dumps(config).encode()
-    proc = subprocess.run(
-        [str(PLUGIN)], input=stdin, env=environ, capture_output=True, timeout=TIMEOUT
-    )
-    out = proc.stdout.decode()
-    return proc.returncode, json.loads(out) if out.strip() else None
-
-
-def captured_programs(cgroup: Path) -> list[int]:
-    return cap.attached_programs(cgroup, bt.ATTACH_INET4_CONNECT)
-
-
-def until(predicate, what: str, logs: list[Path], timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-    raise AssertionError(f"{what} not reached in {timeout}s\n{tails}")
-
-
-def _remove_everything(prefix: str, cgroup_root: Path, pin_root: Path) -> None:
-    cap.cleanup_all(pin_root)
-    if not bpffs.release(pin_root) and pin_root.is_dir() and not os.path.ismount(pin_root):
-        pin_root.rmdir()
-    cgroups.remove_tree(cgroup_root)
-    for name in netns.list_netns(prefix):
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
 @pytest.fixture
 def rig(request, tmp_path):
     name = "cni" + cluster_name_for(request.node.nodeid)[1:7]
     cgroup_root = cgroups.cgroup2_root() / f"nodemesh-{name}"
     pin_root = Path(f"/run/nodemesh/bpf-test-{name}")
-    _remove_everything(name, cgroup_root, pin_root)  # remains of a crashed earlier run
+    remove_everything(name, cgroup_root, pin_root)  # remains of a crashed earlier run
     state = StateDir(name, tmp_path)
-    sandbox = Sandbox(name, cgroup_root)
+    node_netns = f"{name}-node"
+    sandbox = Sandbox(
+        node_netns, f"{name}-pod", cgroup_root / "pod-web-0", f"{name}v", POD_IP, GATEWAY
+    )
     procs: list[subprocess.Popen] = []
     try:
+        subprocess.run(["ip", "netns", "add", node_netns], check=True)
+        netns.ip_batch(["link set lo up"], node_netns)
         sandbox.create()
         bpffs.ensure(pin_root)  # on the host, so the agent's pins are visible (and removable)
         create_node_tokens(state, [NODE])
@@ -192,37 +114,15 @@ def rig(request, tmp_path):
         for proc in reversed(procs):  # the agent first: it detaches capture on SIGTERM
             with contextlib.suppress(ProcessLookupError):
                 stop(proc)
-        _remove_everything(name, cgroup_root, pin_root)
+        remove_everything(name, cgroup_root, pin_root)
         left = netns.list_netns(name) + [str(p) for p in (cgroup_root, pin_root) if p.exists()]
         assert not left, f"teardown left {left}"
 
 
-def config_for(socket_path: str, log: Path, **extra) -> dict:
-    return {
-        "cniVersion": "1.0.0",
-        "name": "k8s-pod-network",
-        "type": "nodemesh-cni",
-        "agentSocket": socket_path,
-        "logFile": str(log),
-        "prevResult": {
-            "cniVersion": "1.0.0",
-            "interfaces": [{"name": "eth0", "sandbox": "placeholder"}],
-            "ips": [{"address": f"{POD_IP}/24", "gateway": GATEWAY, "interface": 0}],
-        },
-        **extra,
-    }
-
-
 def test_add_returns_with_capture_in_place_then_check_and_del(rig):
     sandbox, socket_path, logs, tmp = rig
-    config = config_for(socket_path, tmp / "cni.log")
-    env = {
-        "CNI_CONTAINERID": "sandbox-web-0",
-        "CNI_NETNS": sandbox.netns_path,
-        "CNI_IFNAME": "eth0",
-        "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_UID={UID}",
-        "CNI_PATH": "/opt/cni/bin",
-    }
+    config = sandbox.cni_config(socket_path, tmp / "cni.log")
+    env = sandbox.cni_env("shop", "web-0", UID, "sandbox-web-0")
     assert captured_programs(sandbox.cgroup) == []
     code, answer = 1, None
     for _ in range(10):  # the runtime retries code 11 (agent still bootstrapping, compiling)
@@ -269,7 +169,7 @@ def _captured_outbound(node_netns: str) -> int:
 
 def test_version_and_malformed_calls_are_answered_with_cni_json(rig):
     sandbox, socket_path, _, tmp = rig
-    config = config_for(socket_path, tmp / "cni.log")
+    config = sandbox.cni_config(socket_path, tmp / "cni.log")
     env = {
         "CNI_CONTAINERID": "x",
         "CNI_NETNS": sandbox.netns_path,
