@@ -6,10 +6,11 @@ Grafana would for "All" (`$namespace` -> `.*`, `$__rate_interval` -> `1m`). `eva
 resulting PromQL string to a caller-supplied `QueryRunner` (the I/O lives with the caller, e.g. an
 HTTP client for a test Prometheus) and reports each query that errs or returns no series.
 
-Some queries are empty in a healthy mesh by design: they count failures (5xx, response flags
-other than "-", denials, NACKs, refused CSRs, label overflow) or traffic a mesh may not carry
-(gRPC status). `may_be_empty` recognises them from the query's own selectors, so a report lists
-only the queries that should have had data.
+A panel drawn as `(X) or vector(0)` always has a number, so `evaluate` runs X alone: "has data"
+then means a real series, not the fallback. Every query must have data, except those that
+`ALLOWED_EMPTY` names: each entry is a series a live mesh cannot be made to produce today (by
+metric name, optionally narrowed to one label value), with the reason. Failures (5xx, response
+flags, denials, NACKs, refused CSRs) are not excused: a test must cause them.
 """
 
 from __future__ import annotations
@@ -32,13 +33,6 @@ ALL = ".*"  # what a multi-value variable with "All" selected expands to (its al
 _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
 _LABEL_VALUES = re.compile(
     r"^\s*label_values\(\s*(?:(?P<selector>.*\S)\s*,\s*)?(?P<label>\w+)\s*\)\s*$"
-)
-RARE_METRICS = frozenset(
-    {
-        "pilot_total_xds_rejects_total",
-        "nodemesh_controller_csr_refused_total",
-        "nodemesh_waypoint_label_overflow_total",
-    }
 )
 
 
@@ -111,25 +105,73 @@ def substitute(expr: str, values: Mapping[str, str]) -> str:
     return _VARIABLE.sub(one, expr)
 
 
-def _rare(selector: Selector) -> bool:
-    if selector.metric in RARE_METRICS:
-        return True
-    for m in selector.matchers:
-        if m.label == "response_flags" and (m.op, m.value) != ("=", "-"):
-            return True
-        if m.label == "response_code" and m.op in ("=", "=~") and m.value.startswith("5"):
-            return True
-        if (m.label, m.op, m.value) in (
-            ("decision", "=", "deny"),
-            ("grpc_response_status", "!=", ""),
-        ):
-            return True
-    return False
+@dataclass(frozen=True, slots=True)
+class AllowedEmpty:
+    """A series no live mesh can be made to produce, and why; see `ALLOWED_EMPTY`.
+
+    It covers a query selector for `metric` and, when `label` is set, only one whose positive
+    matcher (`=` or `=~`) on `label` mentions `value` (e.g. `response_flags=~".*UO.*"`).
+    """
+
+    metric: str
+    reason: str
+    label: str = ""
+    value: str = ""
+
+    def covers(self, selector: Selector) -> bool:
+        if selector.metric != self.metric:
+            return False
+        return not self.label or any(
+            m.label == self.label and m.op in ("=", "=~") and self.value in m.value
+            for m in selector.matchers
+        )
 
 
-def may_be_empty(expr: str) -> bool:
-    """Whether `expr` counts what a healthy mesh may never see (failures, denials, gRPC)."""
-    return any(_rare(s) for s in analyze(expr).selectors)
+ALLOWED_EMPTY: tuple[AllowedEmpty, ...] = (
+    AllowedEmpty(
+        "istio_requests_total",
+        "the waypoint's request path (waypoint/pipeline.py) does not take leases from "
+        "waypoint/resilience/circuit.py's CircuitBreaker, so a TrafficPolicy connectionPool "
+        "never refuses a request and no request is flagged UO (circuit-breaker overflow)",
+        label="response_flags",
+        value="UO",
+    ),
+)
+
+
+def allowed_empty(
+    expr: str, allowed: Sequence[AllowedEmpty] = ALLOWED_EMPTY
+) -> AllowedEmpty | None:
+    """The entry of `allowed` that excuses `expr` for having no data, or None."""
+    for selector in analyze(expr).selectors:
+        for entry in allowed:
+            if entry.covers(selector):
+                return entry
+    return None
+
+
+def may_be_empty(expr: str, allowed: Sequence[AllowedEmpty] = ALLOWED_EMPTY) -> bool:
+    """Whether `expr` reads a series that `allowed` (by default `ALLOWED_EMPTY`) excuses."""
+    return allowed_empty(expr, allowed) is not None
+
+
+_ZERO_FALLBACK = " or vector(0)"
+
+
+def without_zero_fallback(expr: str) -> str:
+    """X of `(X) or vector(0)` (as `exprs.or_zero` writes it); any other `expr` unchanged."""
+    inner = expr.strip()
+    if not (inner.endswith(_ZERO_FALLBACK) and inner.startswith("(")):
+        return expr
+    inner = inner[: -len(_ZERO_FALLBACK)].rstrip()
+    if not inner.endswith(")"):
+        return expr
+    depth = 0
+    for i, char in enumerate(inner):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and i < len(inner) - 1:
+            return expr  # "(a) or (b) or vector(0)": the first parenthesis closes early
+    return inner[1:-1]
 
 
 def evaluate(
@@ -141,13 +183,14 @@ def evaluate(
 ) -> list[Finding]:
     """Run every query of every dashboard; the ones that failed or returned no data.
 
-    `values` overrides variable values (e.g. `{"namespace": "demo"}`) for all dashboards.
+    `values` overrides variable values (e.g. `{"namespace": "demo"}`) for all dashboards. A
+    `(X) or vector(0)` query is run as X (`without_zero_fallback`).
     """
     findings = []
     for name, dashboard in dashboards.items():
         chosen = variable_values(dashboard) | dict(values or {})
         for query in queries(name, dashboard):
-            expr = substitute(query.expr, chosen)
+            expr = without_zero_fallback(substitute(query.expr, chosen))
             try:
                 result = run(expr)
             except Exception as exc:  # the runner's own errors, reported, not raised

@@ -2,14 +2,18 @@ import pytest
 
 from nodemesh.dashboards import waypoint
 from nodemesh.dashboards.evaluate import (
+    ALLOWED_EMPTY,
+    AllowedEmpty,
     Finding,
     UnknownVariable,
+    allowed_empty,
     evaluate,
     may_be_empty,
     queries,
     substitute,
     variable_selector,
     variable_values,
+    without_zero_fallback,
 )
 from nodemesh.dashboards.render import to_data
 
@@ -67,20 +71,52 @@ def test_variable_selector_refuses_other_queries():
 
 
 @pytest.mark.parametrize(
-    ("expr", "rare"),
+    ("expr", "excused"),
     [
-        ('rate(istio_requests_total{response_flags=~".*DENY.*"}[1m])', True),
-        ('rate(istio_requests_total{response_flags!="-"}[1m])', True),
-        ('rate(istio_requests_total{response_flags="-"}[1m])', False),
-        ('rate(istio_requests_total{response_code=~"5.."}[1m])', True),
-        ('rate(istio_requests_total{response_code!~"5.."}[1m])', False),
-        ('rate(nodemesh_agent_policy_decisions_total{decision="deny"}[1m])', True),
-        ("rate(pilot_total_xds_rejects_total[1m])", True),
-        ("rate(pilot_xds_pushes_total[1m])", False),
+        ('rate(istio_requests_total{response_flags=~".*UO.*"}[1m])', True),
+        ('rate(istio_requests_total{response_flags="UO"}[1m])', True),
+        ('rate(istio_requests_total{response_flags!~".*UO.*"}[1m])', False),  # not a positive match
+        ('rate(istio_requests_total{response_flags=~".*DENY.*"}[1m])', False),
+        ('rate(istio_requests_total{response_flags!="-"}[1m])', False),
+        ('rate(istio_requests_total{response_code=~"5.."}[1m])', False),
+        ('rate(nodemesh_agent_policy_decisions_total{decision="deny"}[1m])', False),
+        ("rate(pilot_total_xds_rejects_total[1m])", False),
+        ("rate(nodemesh_controller_csr_refused_total[1m])", False),
     ],
 )
-def test_may_be_empty(expr, rare):
-    assert may_be_empty(expr) is rare
+def test_only_the_allow_list_excuses_a_query(expr, excused):
+    assert may_be_empty(expr) is excused
+
+
+def test_every_allowed_empty_entry_says_why():
+    assert ALLOWED_EMPTY and all(len(entry.reason) > 40 for entry in ALLOWED_EMPTY)
+
+
+def test_allowed_empty_names_the_entry_and_honours_a_custom_list():
+    nack = AllowedEmpty("pilot_total_xds_rejects_total", "no NACK here")
+    expr = "sum by (type) (rate(pilot_total_xds_rejects_total[1m]))"
+    assert allowed_empty(expr, [nack]) is nack
+    assert allowed_empty(expr) is None
+    assert allowed_empty('x{response_flags="UO"}', [nack]) is None  # another metric
+    flagged = AllowedEmpty("x", "why", label="response_flags", value="UO")
+    assert allowed_empty('x{response_flags=~".*UO.*"}', [flagged]) is flagged
+    assert allowed_empty('x{response_flags=~".*RL.*"}', [flagged]) is None
+    assert allowed_empty("x", [flagged]) is None  # no matcher on the label: not narrowed to UO
+
+
+@pytest.mark.parametrize(
+    ("expr", "run"),
+    [
+        ("(sum(rate(x[1m]))) or vector(0)", "sum(rate(x[1m]))"),
+        ("(x) or vector(0)", "x"),
+        ("sum(rate(x[1m]))", "sum(rate(x[1m]))"),
+        ("(a) or (b) or vector(0)", "(a) or (b) or vector(0)"),  # not one parenthesised X
+        ("x or vector(0)", "x or vector(0)"),
+        ("(x) or vector(1)", "(x) or vector(1)"),
+    ],
+)
+def test_without_zero_fallback(expr, run):
+    assert without_zero_fallback(expr) == run
 
 
 def test_evaluate_reports_empty_and_failing_queries_only():
@@ -90,14 +126,18 @@ def test_evaluate_reports_empty_and_failing_queries_only():
         ran.append(expr)
         if "histogram_quantile(0.99" in expr:
             raise RuntimeError("bad_data: parse error")
-        return [] if "istio_request_bytes_bucket" in expr or "DENY" in expr else [{"value": 1}]
+        empty = ("istio_request_bytes_bucket", "UO", "DENY", "label_overflow")
+        return [] if any(e in expr for e in empty) else [{"value": 1}]
 
     findings = evaluate({"waypoint": WAYPOINT}, run)
     assert all("$" not in e for e in ran)  # every variable was substituted
+    assert not any(e.endswith("or vector(0)") for e in ran)  # the fallback cannot hide no data
     problems = {(f.query.panel, f.problem) for f in findings}
     assert ("Request size", "no data") in problems
     assert ("P99 latency", "RuntimeError: bad_data: parse error") in problems
-    assert not any(f.query.panel.startswith("Authorization") for f in findings)  # rare: allowed
+    assert ("Authorization denials/s", "no data") in problems  # a denial is not excused
+    assert ("Label sets over the limit", "no data") in problems  # checked without its fallback
+    assert not any(f.query.panel == "Resilience outcomes" and f.query.ref == "C" for f in findings)
     assert all(isinstance(f, Finding) and f.evaluated in ran for f in findings)
 
 
