@@ -129,6 +129,14 @@ class AllowedEmpty:
 
 ALLOWED_EMPTY: tuple[AllowedEmpty, ...] = (
     AllowedEmpty(
+        "pilot_total_xds_rejects_total",
+        "a component NACKs a resource it cannot apply; the controller validates objects with the "
+        "same rules the agents and waypoints compile them by (nodemesh.manifests, the waypoint's "
+        "route compiler), so one cluster running one version has nothing to NACK: rejects come "
+        "from version skew in an upgrade. NACK handling is tested in tests/unit/xds and "
+        "tests/inprocess/test_controller_config.py",
+    ),
+    AllowedEmpty(
         "istio_requests_total",
         "the waypoint's request path (waypoint/pipeline.py) does not take leases from "
         "waypoint/resilience/circuit.py's CircuitBreaker, so a TrafficPolicy connectionPool "

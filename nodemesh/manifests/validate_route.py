@@ -119,6 +119,35 @@ def _validate_rule(rule: dict[str, Any], path: str, check: Check) -> None:
         validate_filters(ref, ref_path, check)
     _validate_timeouts(rule, path, check)
     _validate_retry(rule, path, check)
+    _check_prefix_rewrites(rule, path, check)
+
+
+def _check_prefix_rewrites(rule: dict[str, Any], path: str, check: Check) -> None:
+    """ReplacePrefixMatch replaces the prefix a PathPrefix match matched: with an Exact or a
+    RegularExpression match there is none, so Gateway API refuses the rule (and the waypoint's
+    route compiler would NACK it). Refused here, naming the match, so `meshctl apply` says so."""
+    filter_lists = [rule.get("filters")] + [
+        ref.get("filters") for ref in rule.get("backendRefs") or [] if isinstance(ref, dict)
+    ]
+    uses_prefix = any(
+        isinstance(f, dict)
+        and isinstance(f.get("urlRewrite"), dict)
+        and isinstance(f["urlRewrite"].get("path"), dict)
+        and f["urlRewrite"]["path"].get("type") == "ReplacePrefixMatch"
+        for filters in filter_lists
+        if isinstance(filters, list)
+        for f in filters
+    )
+    if not uses_prefix:
+        return
+    for index, match in enumerate(rule.get("matches") or [{}]):
+        kind = ((match or {}).get("path") or {}).get("type", "PathPrefix")
+        if kind != "PathPrefix":
+            check.fail(
+                child(child(item(child(path, "matches"), index), "path"), "type"),
+                f"is {kind}, but a filter of this rule uses ReplacePrefixMatch, which works only "
+                "with PathPrefix matches; use ReplaceFullPath or move this match to its own rule",
+            )
 
 
 def _normalize_rule(rule: dict[str, Any]) -> None:

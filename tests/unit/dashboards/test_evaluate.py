@@ -80,7 +80,7 @@ def test_variable_selector_refuses_other_queries():
         ('rate(istio_requests_total{response_flags!="-"}[1m])', False),
         ('rate(istio_requests_total{response_code=~"5.."}[1m])', False),
         ('rate(nodemesh_agent_policy_decisions_total{decision="deny"}[1m])', False),
-        ("rate(pilot_total_xds_rejects_total[1m])", False),
+        ("rate(pilot_total_xds_rejects_total[1m])", True),
         ("rate(nodemesh_controller_csr_refused_total[1m])", False),
     ],
 )
@@ -93,11 +93,11 @@ def test_every_allowed_empty_entry_says_why():
 
 
 def test_allowed_empty_names_the_entry_and_honours_a_custom_list():
-    nack = AllowedEmpty("pilot_total_xds_rejects_total", "no NACK here")
-    expr = "sum by (type) (rate(pilot_total_xds_rejects_total[1m]))"
-    assert allowed_empty(expr, [nack]) is nack
+    refused = AllowedEmpty("nodemesh_controller_csr_refused_total", "no refusal here")
+    expr = "sum by (reason) (rate(nodemesh_controller_csr_refused_total[1m]))"
+    assert allowed_empty(expr, [refused]) is refused
     assert allowed_empty(expr) is None
-    assert allowed_empty('x{response_flags="UO"}', [nack]) is None  # another metric
+    assert allowed_empty('x{response_flags="UO"}', [refused]) is None  # another metric
     flagged = AllowedEmpty("x", "why", label="response_flags", value="UO")
     assert allowed_empty('x{response_flags=~".*UO.*"}', [flagged]) is flagged
     assert allowed_empty('x{response_flags=~".*RL.*"}', [flagged]) is None

@@ -298,6 +298,24 @@ def test_route_accepted(check_case, path, value):
             f"{R0}.timeouts.backendRequest",
             "must not be longer than the request timeout (2s > 1s)",
         ),
+        (
+            f"{R0}",
+            {
+                "matches": [{"path": {"type": "Exact", "value": "/api"}}],
+                "filters": [
+                    {
+                        "type": "URLRewrite",
+                        "urlRewrite": {
+                            "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}
+                        },
+                    }
+                ],
+                "backendRefs": [{"name": "web-v1", "port": 80}],
+            },
+            f"{M0}.path.type",
+            "is Exact, but a filter of this rule uses ReplacePrefixMatch, which works only with "
+            "PathPrefix matches; use ReplaceFullPath or move this match to its own rule",
+        ),
     ],
 )
 def test_route_errors(check_case, path, value, field, message):
