@@ -42,6 +42,12 @@ BPF_HASH(nodemesh_exclusions_v1, struct nodemesh_addr_v1, __u32, NODEMESH_MAX_EX
 BPF_HASH(nodemesh_pods_v1, __u32, struct nodemesh_pod_v1, NODEMESH_MAX_PODS);
 BPF_TABLE("sockhash", __u32, __u64, nodemesh_inbound_v1, NODEMESH_MAX_PODS);
 
+/* Agent → sk_lookup: the agent's own deliveries to a pod's app from the client's address
+ * (IP_TRANSPARENT), by that source (client ip, the agent's bound port); value = the pod's IP.
+ * Registered between bind() and connect(), deleted once connected, so sk_lookup does not hand the
+ * agent's SYN back to the agent. LRU: an entry an agent never deleted ages out. */
+BPF_TABLE("lru_hash", struct nodemesh_addr_v1, __u32, nodemesh_deliveries_v1, NODEMESH_MAX_FLOWS);
+
 BPF_PERCPU_HASH(nodemesh_counters_v1, __u64, struct nodemesh_counters_v1, NODEMESH_MAX_PODS);
 
 /* Decisions by NODEMESH_REASON_*, one copy per CPU: exact, whatever the ring buffer drops. */

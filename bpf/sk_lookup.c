@@ -41,7 +41,14 @@
  * for traffic from outside (verified on 6.18), and sk_lookup sees no mark. */
 static __always_inline bool sklookup4_from_pod(struct bpf_sk_lookup *ctx, __u32 pod_ip4)
 {
-    return ctx->remote_ip4 == pod_ip4 || (bpf_ntohl(ctx->remote_ip4) >> 24) == 127;
+    if (ctx->remote_ip4 == pod_ip4 || (bpf_ntohl(ctx->remote_ip4) >> 24) == 127)
+        return true;
+    /* The agent delivering from the client's own address (IP_TRANSPARENT): it registered that
+     * exact source before connect() (node_agent/pod_routing.py). */
+    struct nodemesh_addr_v1 src = {.ip4 = ctx->remote_ip4,
+                                   .port = (__u16)bpf_ntohs((__u16)ctx->remote_port)};
+    __u32 *pod = nodemesh_deliveries_v1.lookup(&src);
+    return pod && *pod == pod_ip4;
 }
 
 /* Why a SYN to the pod is to be left alone; 0 to capture it. */

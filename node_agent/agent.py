@@ -320,6 +320,7 @@ class NodeAgent:
             pick=self.pick,
             original_destination=events.original_destination,
             connections=self.connections,
+            capture=program.pods.get,
         )
         dataplane = PodDataplane(workload, identity, ctx)
         await dataplane.start()

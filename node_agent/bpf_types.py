@@ -26,6 +26,7 @@ MAP_ORIG_DST = "nodemesh_orig_dst_v2"
 MAP_EXCLUSIONS = "nodemesh_exclusions_v1"
 MAP_PODS = "nodemesh_pods_v1"
 MAP_INBOUND = "nodemesh_inbound_v1"
+MAP_DELIVERIES = "nodemesh_deliveries_v1"  # the agent's transparent deliveries
 MAP_COUNTERS = "nodemesh_counters_v1"
 MAP_EVENTS = "nodemesh_events_v2"  # the ring buffer (no key/value sizes to check)
 MAP_REASONS = "nodemesh_reasons_v1"
@@ -211,6 +212,7 @@ MAP_LAYOUTS: dict[str, tuple[type, type]] = {
     MAP_EXCLUSIONS: (Addr, ct.c_uint32),
     MAP_PODS: (ct.c_uint32, Pod),
     MAP_INBOUND: (ct.c_uint32, ct.c_uint64),
+    MAP_DELIVERIES: (Addr, ct.c_uint32),
     MAP_COUNTERS: (ct.c_uint64, Counters),
     MAP_REASONS: (ct.c_uint32, ct.c_uint64),
     MAP_EVENT_DROPS: (ct.c_uint32, ct.c_uint64),

@@ -13,6 +13,11 @@ Per pod, four programs are attached through BPF links (see bpf/README.md for why
     sock_ops  → pod cgroup   re-keys the original destination by the client's address
     sk_lookup → pod netns    inbound SYNs to the pod IP handed to the agent's 15006 listener
 
+With the links, `attach_pod` sets up reply routing in the pod netns (node_agent.pod_routing:
+connmark + policy route) so the agent can deliver to the app from the client's own address, and
+registers each such delivery in nodemesh_deliveries_v1 (`PodCapture.deliver_from`) so sk_lookup
+does not capture the agent's own SYN. `detach` removes the routing; `release` keeps it.
+
 Links detach exactly what they attached (other programs on the same cgroup or netns stay).
 Everything lives under the agent's own pin_root:
 
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes as ct
+import logging
 import os
 import re
 import socket
@@ -41,7 +47,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node_agent import bpf_compile, libbpf
+from node_agent import bpf_compile, libbpf, pod_routing
 from node_agent import bpf_types as bt
 from node_agent.bpf_compile import BPF_DIR
 from nodemesh import bpffs
@@ -49,6 +55,7 @@ from nodemesh.local.netns import netns_path, socket_in_netns
 
 BPFFS = Path("/sys/fs/bpf")
 PIN_ROOT = BPFFS / "nodemesh"
+log = logging.getLogger("nodemesh.agent.capture")
 COMPILED_DIR = "_compiled"  # never a pod id: those start with a letter or a digit
 AGENT_MARK = 0x539  # SO_MARK on the agent's own sockets: never captured
 SO_NETNS_COOKIE = 71
@@ -88,6 +95,28 @@ class PodCapture:
     netns_cookie: int
     pin_dir: Path
     links: dict[str, int] = field(default_factory=dict)
+    netns: str | None = None  # where reply routing was installed (None: not installed)
+
+    @property
+    def routed(self) -> bool:
+        """Can the agent deliver to this pod's app from a client's address (IP_TRANSPARENT)?"""
+        return self.netns is not None
+
+    def deliver_from(self, source: tuple[str, int]) -> bool:
+        """Let the agent's socket bound to `source` (client ip, its port) through sk_lookup, for
+        the connect() that follows. False, and nothing registered, when that source is already
+        registered for another pod (deliver the old way then). Call `delivered` once connected."""
+        deliveries = self.program.maps[bt.MAP_DELIVERIES]
+        key, pod_ip = bt.Addr.of(*source), bt.ip4_to_u32(self.pod_ip)
+        held = deliveries.lookup(key)
+        if held is not None and held.value != pod_ip:
+            return False
+        deliveries.update(key, ct.c_uint32(pod_ip))
+        return True
+
+    def delivered(self, source: tuple[str, int]) -> None:
+        """The connect() from `source` is over: a later SYN from that address is captured again."""
+        self.program.maps[bt.MAP_DELIVERIES].delete(bt.Addr.of(*source))
 
     def set_inbound_listener(self, listener: socket.socket) -> None:
         """Steer inbound connections to `listener`, the agent's 15006 socket in the pod netns."""
@@ -114,6 +143,9 @@ class PodCapture:
             del self.links[name]
         with contextlib.suppress(OSError):
             self.pin_dir.rmdir()
+        if self.netns is not None:
+            pod_routing.remove(self.netns)
+            self.netns = None
         self.forget_ip()
         self.program.maps[bt.MAP_COUNTERS].delete(ct.c_uint64(self.netns_cookie))
         if self.program.pods.get(self.pod_id) is self:
@@ -148,6 +180,7 @@ class CaptureProgram:
         self.pin_root = Path(pin_root)
         self.bpffs_mount = Path(bpffs_mount)
         self.compiled_dir = self.pin_root / COMPILED_DIR
+        self.mark = mark
         self.pods: dict[str, PodCapture] = {}
         self._events: list[bt.CaptureEvent] = []
         cflags = bpf_compile.cflags_for(
@@ -232,8 +265,18 @@ class CaptureProgram:
         except BaseException:
             pod.detach()
             raise
+        pod.netns = self._route_replies(netns_name)
         self.pods[pod_id] = pod
         return pod
+
+    def _route_replies(self, netns_name: str) -> str | None:
+        """Reply routing for transparent delivery; without it the pod keeps plain delivery."""
+        try:
+            pod_routing.install(netns_name, agent_mark=self.mark)
+        except pod_routing.PodRoutingError as exc:
+            log.warning("%s", exc)
+            return None
+        return netns_name
 
     def _link(self, hook: bt.Hook, pin: Path, target: Path) -> int:
         prog_fd = self.progs[hook.name]

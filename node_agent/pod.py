@@ -5,17 +5,28 @@
     inbound   127.0.0.1:15006 (captured plaintext) → PeerAuthentication + L4 policy → the app
 
 Every socket is created inside the pod's network namespace (netns.socket_in_netns), so tunnels
-leave from the pod's own address and the app sees connections from where they really came. The
-agent process is not in the pod's cgroup, so its own connections are never captured.
+leave from the pod's own address. The agent process is not in the pod's cgroup, so its own
+connections are never captured.
+
+Inbound delivery preserves the client's address, as ztunnel's in-pod mode does: the socket that
+connects to the app is bound to the client's IP (IP_TRANSPARENT; over HBONE the address that
+`Forwarded` names, else the tunnel's peer; a waypoint names itself today), the pod's reply
+routing (node_agent.pod_routing, set up with its capture) brings the app's replies back to it,
+and the capture programs let its SYN through (PodCapture.deliver_from). When that cannot be done
+(the pod calling itself, an unusable address, no reply routing, any failure) the agent delivers
+from the pod's own address: the app then sees the wrong peer, but the connection goes through.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
 import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from controller.model import Workload
 from controller.model_waypoint import waypoint_identity
@@ -44,6 +55,18 @@ log = logging.getLogger("nodemesh.agent.pod")
 OUTBOUND_PORT, INBOUND_PORT, HBONE_PORT = 15001, 15006, 15008
 AGENT_MARK = 0x539  # the capture programs pass sockets with this mark (defence in depth)
 FORWARDED = "forwarded"
+# A transparent connect() to the app answers at once when the app listens (all of it is inside
+# the pod netns); one that hangs means the replies do not come back: deliver the old way.
+TRANSPARENT_CONNECT_TIMEOUT = 3.0
+
+
+class Delivery(Protocol):
+    """What transparent delivery needs of a pod's capture (node_agent.capture.PodCapture)."""
+
+    @property
+    def routed(self) -> bool: ...  # the pod's reply routing is in place
+    def deliver_from(self, source: tuple[str, int]) -> bool: ...  # let that SYN past sk_lookup
+    def delivered(self, source: tuple[str, int]) -> None: ...
 
 
 @dataclass
@@ -55,6 +78,8 @@ class PodContext:
     pick: Callable  # round robin over endpoints
     original_destination: Callable[[socket.socket], tuple[str, int]]
     connections: ConnectionTable  # metrics and access log of every connection
+    # pod id -> its capture (None: not captured, deliver from the pod's own address)
+    capture: Callable[[str], Delivery | None] = lambda _uid: None
 
 
 class PodDataplane:
@@ -98,6 +123,46 @@ class PodDataplane:
             raise
         return await asyncio.open_connection(sock=sock, limit=256 * 1024)
 
+    async def _deliver(self, ip: str, port: int, client_ip: str | None):
+        """Connect to the app at (ip, port), from `client_ip` when possible (see the module)."""
+        source = delivery_source(client_ip, self.workload.addresses)
+        capture = self.ctx.capture(self.workload.uid) if source else None
+        if source and capture is not None and capture.routed:
+            try:
+                return await self._connect_from(capture, source, ip, port)
+            except ConnectionRefusedError:
+                raise  # the app does not listen there: the old way would be refused too
+            except (OSError, TimeoutError) as exc:
+                log.warning(
+                    "%s: delivering from the client's address %s failed (%s); delivering from"
+                    " the pod's own address, so the app sees %s as the peer",
+                    self.workload.name,
+                    source,
+                    exc or type(exc).__name__,
+                    self.ip,
+                )
+        return await self._connect(ip, port)
+
+    async def _connect_from(self, capture: Delivery, source: str, ip: str, port: int):
+        sock = socket_in_netns(self.netns, bind=(source, 0), transparent=True)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, AGENT_MARK)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            bound = sock.getsockname()[:2]
+            if not capture.deliver_from(bound):
+                raise OSError(errno.EADDRINUSE, f"{bound[0]}:{bound[1]} is being delivered from")
+            try:
+                await asyncio.wait_for(
+                    asyncio.get_running_loop().sock_connect(sock, (ip, port)),
+                    TRANSPARENT_CONNECT_TIMEOUT,
+                )
+            finally:
+                capture.delivered(bound)
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock, limit=256 * 1024)
+
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         self._servers.append(await asyncio.start_server(self._on_outbound, sock=self.outbound_sock))
@@ -131,7 +196,9 @@ class PodDataplane:
         record = self.ctx.connections.open(
             ConnectionRecord(
                 direction=Direction.OUTBOUND,
-                source_address=writer.get_extra_info("peername")[:2],
+                # The app connected from the pod (capture sent it to 127.0.0.1:15001): name the
+                # pod's address with the app's port, which joins the capture and `meshctl trace`.
+                source_address=(self.ip, writer.get_extra_info("peername")[1]),
                 destination_address=req.authority,
                 security_policy=SecurityPolicy.MUTUAL_TLS if tunneled else SecurityPolicy.NONE,
                 source=self.workload,
@@ -178,9 +245,9 @@ class PodDataplane:
         if ip not in self.workload.addresses:
             request.refuse(400, f"{request.authority} is not pod {self.workload.name}")
             return
-        source_ip = _forwarded_for(request.headers) or request.peer_address[0]
         peer = str(request.peer_identity)
         waypoint = waypoint_identity(self.workload)
+        source_ip = tunnel_source(request.headers, request.peer_address[0], peer, waypoint)
         if waypoint is not None and peer != waypoint:
             reason = (
                 f"{self.workload.namespace}/{self.workload.name} takes traffic only through "
@@ -210,7 +277,7 @@ class PodDataplane:
             self.ctx.connections.close(record, decision.reason, ResponseFlag.DENY)
             return
         try:
-            upstream = await self._connect(ip, port)
+            upstream = await self._deliver(ip, port, source_ip)
         except OSError as exc:
             reason = f"{self.workload.name} refused port {port}: {exc.strerror}"
             request.refuse(503, reason)
@@ -241,7 +308,7 @@ class PodDataplane:
             self.ctx.connections.close(record, decision.reason, ResponseFlag.DENY)
             return
         try:
-            upstream = await self._connect(dst_ip, dst_port)
+            upstream = await self._deliver(dst_ip, dst_port, src_ip)
         except OSError as exc:
             reset(writer)
             self.ctx.connections.close(record, str(exc), ResponseFlag.CONNECT)
@@ -271,6 +338,34 @@ class PodDataplane:
                 traceparent=tunnel.headers.get("traceparent") if tunnel is not None else None,
             )
         )
+
+
+def delivery_source(client_ip: str | None, pod_addresses) -> str | None:
+    """The address to deliver to the app from, or None for the pod's own (the old way): a pod
+    reaching itself (hairpin) needs nothing, and only a unicast IPv4 address can be bound (the
+    pod network and its reply routing are IPv4; `Forwarded` may carry anything)."""
+    try:
+        addr = ipaddress.ip_address((client_ip or "").strip())
+    except ValueError:
+        return None
+    unusable = addr.is_loopback or addr.is_unspecified or addr.is_multicast or addr.is_reserved
+    if addr.version != 4 or unusable or str(addr) in pod_addresses:
+        return None
+    return str(addr)
+
+
+def tunnel_source(
+    headers: dict[str, str], peer_ip: str, peer: str, waypoint: str | None
+) -> str:
+    """The client address policy and delivery use for a tunnel from `peer` (its SPIFFE ID).
+
+    A source agent's tunnel leaves from the client pod's own address, so the TCP peer is the
+    client. Only the pod's own waypoint speaks for somebody else: its `Forwarded: for=` is taken,
+    as ztunnel takes it from waypoints alone. From any other peer the header is ignored, or any
+    mesh workload could pick the address an ipBlocks rule matches and the address the app sees.
+    """
+    forwarded = _forwarded_for(headers) if waypoint is not None and peer == waypoint else None
+    return forwarded or peer_ip
 
 
 def _forwarded_for(headers: dict[str, str]) -> str | None:

@@ -21,6 +21,7 @@ NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
+IP_TRANSPARENT = getattr(socket, "IP_TRANSPARENT", 19)  # in Python's socket module from 3.12
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -113,14 +114,20 @@ def socket_in_netns(
     bind: tuple[str, int] | None = None,
     listen: int | None = None,
     reuse: bool = True,
+    transparent: bool = False,
 ) -> socket.socket:
-    """Create a socket that lives in `netns` (optionally bound and listening), non-blocking."""
+    """Create a socket that lives in `netns` (optionally bound and listening), non-blocking.
+
+    `transparent` sets IP_TRANSPARENT before the bind, so `bind` may name an address that is not
+    local to the namespace: the node agent delivers to an app from its client's own address."""
 
     def make() -> socket.socket:
         sock = socket.socket(family, type_)
         try:
             if reuse:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if transparent:
+                sock.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
             if bind is not None:
                 sock.bind(bind)
             if listen is not None:
