@@ -10,17 +10,22 @@ The controller relays every component's events into one ring (controller/flows_r
 on its own admin endpoint (127.0.0.1:15010 in node1's netns, where local mode runs it) with the
 same `/debug/flows` contract; `pick_sources` makes that one source the whole cluster when the
 relay answers, and falls back to visiting each component (with the reason) when it does not.
+
+The polling loop (`poll_round`, `rounds`) knows a source only by the `FlowSource` interface
+(nodemesh.flows.follow: a name and `get_json(path, timeout)`), so a Kubernetes cluster's
+controller replicas, reached through the API server's port-forward (nodemesh.flows_kube), are
+followed by the same loop as a local cluster's netns sockets.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from controller.model_waypoint import GATEWAY_NAME_LABEL
 from nodemesh.flows.event import FlowEvent
-from nodemesh.flows.follow import Follower
+from nodemesh.flows.follow import FlowSource, Follower
 from nodemesh.local import cluster
 from nodemesh.local.admin_client import AdminError, get_json
 from nodemesh.local.runtime import load_plan
@@ -44,6 +49,10 @@ class Source:
     name: str
     netns: str
     port: int = ADMIN_PORT
+
+    def get_json(self, path: str, timeout: float) -> object:
+        """GET `path` from a socket inside the netns (raises AdminError or OSError)."""
+        return get_json(self.netns, self.port, path, timeout=timeout)
 
 
 def sources(state: StateDir) -> list[Source]:
@@ -83,21 +92,21 @@ def pick_sources(state: StateDir, forced: str | None) -> tuple[SourceFinder, str
     return relay_sources, None
 
 
-def poll(source: Source, path: str, timeout: float = 5.0) -> dict | None:
+def poll(source: FlowSource, path: str, timeout: float = 5.0) -> dict | None:
     """The source's answer to `path`, or None when it cannot be reached now (restarting)."""
     try:
-        answer = get_json(source.netns, source.port, path, timeout=timeout)
+        answer = source.get_json(path, timeout)
     except (AdminError, OSError):  # OSError: its netns is gone (pod deleted, node down)
         return None
     return answer if isinstance(answer, dict) else None
 
 
 def poll_round(
-    state: StateDir, follower: Follower, *, drain: bool = False, find: SourceFinder = sources
+    found: Iterable[FlowSource], follower: Follower, *, drain: bool = False
 ) -> list[list[FlowEvent]]:
     """One visit to every source; with `drain`, each is read until it has nothing more."""
     batches = []
-    for source in find(state):
+    for source in found:
         while True:
             answer = poll(source, follower.path(source.name))
             if answer is None:
@@ -109,15 +118,14 @@ def poll_round(
 
 
 def rounds(
-    state: StateDir,
+    find: Callable[[], Iterable[FlowSource]],
     follower: Follower,
     interval: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
-    find: SourceFinder = sources,
 ) -> Iterator[list[list[FlowEvent]]]:
-    """Poll rounds forever, `interval` apart; sources are looked up again every round, so a
-    waypoint deployed (or an agent restarted) while following joins the stream."""
+    """Poll rounds forever, `interval` apart; sources are looked up again every round (`find`),
+    so a waypoint deployed (or an agent or controller restarted) while following joins."""
     while True:
-        yield poll_round(state, follower, drain=True, find=find)
+        yield poll_round(find(), follower, drain=True)
         follower.started = True
         sleep(interval)

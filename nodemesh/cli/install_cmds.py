@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 import click
 
+from nodemesh.cli.kube import kube_options
+from nodemesh.cli.kube import load_api as _api  # one name, so tests can replace it
 from nodemesh.install import apply as kube
 from nodemesh.install import common
 from nodemesh.install.dashboards import DashboardsMissing
@@ -34,32 +36,8 @@ def _values(sets: tuple[str, ...]) -> Values:
         return with_overrides(Values(), sets)
 
 
-def _api(kubeconfig: str | None, context: str | None):
-    """An ApiClient for the kubeconfig and context, or in-cluster credentials in a pod."""
-    from kubernetes import config
-    from kubernetes.config.config_exception import ConfigException
-
-    try:
-        return config.new_client_from_config(config_file=kubeconfig, context=context)
-    except (ConfigException, FileNotFoundError, TypeError) as first:
-        if kubeconfig or context:
-            raise click.ClickException(f"cannot load kubeconfig: {first}") from first
-        try:
-            config.load_incluster_config()
-        except ConfigException as second:
-            raise click.ClickException(
-                f"no cluster to talk to: {first}; pass --kubeconfig (and --context) or run in a pod"
-            ) from second
-        from kubernetes import client
-
-        return client.ApiClient()
-
-
 def _cluster_options(command):
-    command = click.option("--context", help="kubeconfig context (default: current).")(command)
-    command = click.option(
-        "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file (env KUBECONFIG)."
-    )(command)
+    command = kube_options()(command)
     command = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)(
         command
     )

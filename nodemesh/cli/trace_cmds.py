@@ -4,7 +4,9 @@ Thin on purpose. `meshctl trace FROM TO --explain` reads the local cluster's obj
 controller does (`LocalRegistry.objects`: the store plus the runtime's pods), hands them to
 `nodemesh.trace.explain` and prints the `Trace`. `meshctl trace --follow` / `--last N` read
 the flow events every agent and waypoint records (`nodemesh.flows_local` visits each admin
-endpoint; `nodemesh.flows` merges and filters), one line or one JSON object per event. Without
+endpoint; `nodemesh.flows` merges and filters), one line or one JSON object per event; with
+`--kubeconfig`/`--context`, the relays of a Kubernetes cluster's controller replicas, through
+the API server's port-forward (`nodemesh.flows_kube`). Without
 `--explain`, `meshctl trace FROM TO` sends a real probe from FROM's pod and prints the hops its
 flow events show (`nodemesh.trace.live`), in the same form as `--explain`.
 """
@@ -12,6 +14,7 @@ flow events show (`nodemesh.trace.live`), in the same form as `--explain`.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import click
 
@@ -19,9 +22,12 @@ from controller.model import DEFAULT_TRUST_DOMAIN
 from controller.registry_local import LocalRegistry
 from controller.translate import translate
 from nodemesh.cli.context import Ctx, pass_ctx, user_errors
+from nodemesh.cli.kube import kube_options, load_api
 from nodemesh.cli.output import emit
 from nodemesh.cli.pod_cmds import find_pod, pick_container
 from nodemesh.flows import FlowFilter, FlowFilterError, Follower, line, merge, tail
+from nodemesh.flows_kube import NAMESPACE as CONTROLLER_NAMESPACE
+from nodemesh.flows_kube import NoControllerError, ReplicaFinder
 from nodemesh.flows_local import RelayUnavailable, pick_sources, rounds
 from nodemesh.local import cluster
 from nodemesh.trace import HttpProbe, Probe, Trace, TraceError, explain, parse_header, render
@@ -71,6 +77,14 @@ FOLLOW_INTERVAL = 0.5  # seconds between polls: live requests show within a seco
     help="Read flow events from the controller's relay or from each component "
     "(default: the relay when it answers).",
 )
+@kube_options(kubeconfig_env=False)
+@click.option(
+    "--namespace-of-controller",
+    "controller_namespace",
+    default=CONTROLLER_NAMESPACE,
+    show_default=True,
+    help="With --kubeconfig/--context: where the controller runs.",
+)
 @click.option("--trust-domain", default=DEFAULT_TRUST_DOMAIN, show_default=True)
 @click.option("-o", "--output", type=click.Choice(["json", "yaml"]))
 @pass_ctx
@@ -92,6 +106,9 @@ def trace(
     verdict,
     http_status,
     flow_source,
+    kubeconfig,
+    context,
+    controller_namespace,
 ):
     """The path of a connection from pod FROM to TO (a pod, a Service or an IP), hop by hop;
     or, with --follow / --last N, the mesh's flow events as agents and waypoints record them."""
@@ -110,7 +127,16 @@ def trace(
             )
         except FlowFilterError as exc:
             raise click.UsageError(str(exc)) from exc
-        _flows(ctx, flt, follow=follow, last=last, as_json=output == "json", forced=flow_source)
+        if kubeconfig or context:
+            if flow_source == "components":
+                raise click.UsageError(
+                    "--source components reads a local cluster's components; on Kubernetes "
+                    "the controllers' relays are read (drop --source)"
+                )
+            finder = _kube_finder(kubeconfig, context, controller_namespace)
+        else:
+            finder = _local_finder(ctx, flow_source)
+        _flows(finder, flt, follow=follow, last=last, as_json=output == "json")
         return
     if not source or not target:
         raise click.UsageError(
@@ -144,10 +170,8 @@ def _live(ctx: Ctx, objects: list[dict], probe: Probe, trust_domain: str) -> Tra
     return live_trace(plan, run=runner, flows=LocalFlows(ctx.state))
 
 
-def _flows(
-    ctx: Ctx, flt: FlowFilter, *, follow: bool, last: int | None, as_json: bool, forced=None
-) -> None:
-    """Poll the relay (or every agent and waypoint); print what passes; stop on Ctrl-C."""
+def _local_finder(ctx: Ctx, forced: str | None):
+    """The local cluster's relay (or every agent and waypoint), as `rounds` looks them up."""
     with user_errors():
         cluster.read_status(ctx.state)
     try:
@@ -156,10 +180,27 @@ def _flows(
         raise click.ClickException(str(exc)) from exc
     if note:
         click.echo(note, err=True)
+    return partial(find, ctx.state)
+
+
+def _kube_finder(kubeconfig: str | None, context: str | None, namespace: str) -> ReplicaFinder:
+    """Every ready controller replica's relay; a clear error now when none can be read."""
+    finder = ReplicaFinder(load_api(kubeconfig, context), namespace)
+    try:
+        warnings = finder.first()
+    except NoControllerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for warning in warnings:
+        click.echo(warning, err=True)
+    return finder
+
+
+def _flows(find, flt: FlowFilter, *, follow: bool, last: int | None, as_json: bool) -> None:
+    """Poll the sources `find` names each round; print what passes; stop on Ctrl-C."""
     follower = Follower(history=last is not None)
     reported: dict[str, int] = {}
     try:
-        for i, batches in enumerate(rounds(ctx.state, follower, FOLLOW_INTERVAL, find=find)):
+        for i, batches in enumerate(rounds(find, follower, FOLLOW_INTERVAL)):
             events = merge(batches, flt)
             if i == 0 and last is not None:
                 events = tail(events, last)

@@ -20,12 +20,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Protocol
 
 from nodemesh.flows.event import Endpoint, FlowEvent, FlowVerdict
 from nodemesh.flows.filters import FlowFilter
 from nodemesh.flows.query import MAX_LIMIT
 
 FLOWS_PATH = "/debug/flows"
+
+
+class FlowSource(Protocol):
+    """Where one ring is read: a name (the cursor's key) and one GET of its admin endpoint.
+
+    The transport is the source's business (a socket in a local netns, a Kubernetes
+    port-forward), so the reading loop is the same for every kind of cluster. `get_json` raises
+    `nodemesh.local.admin_client.AdminError` or OSError when the source cannot answer now."""
+
+    name: str
+
+    def get_json(self, path: str, timeout: float) -> object: ...
 
 
 class Follower:

@@ -17,6 +17,13 @@ It speaks real HTTP/1.1, so the official `kubernetes` client runs against it unm
   optimistic concurrency controllers rely on) and DELETE, each stored object getting a uid, a
   creationTimestamp and a new resourceVersion from one counter, as the API server's.
 
+- GET .../pods/<name>/portforward?ports=N with a WebSocket upgrade is the API server's
+  port-forward as the kubelet serves it (`v4.channel.k8s.io`): each port gets a data channel
+  (2i) and an error channel (2i+1), each opened with a frame of the port number (2 bytes, little
+  endian); the data channel then carries the bytes of ONE TCP connection to the address the
+  test set for that pod and port (`forward`), and the stream ends when that connection does. A
+  port with no address set gets the kubelet's "connection refused" on its error channel.
+
 Every request is recorded (`requests`), so a test can check which resourceVersion a watch
 resumed from or that a cached token made no request at all. Bodies come from `recordings/`,
 written by hand in the shape a real API server sends; `served` turns manifests into what the API
@@ -25,12 +32,15 @@ server would store for them (server-set metadata and the API's defaults).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
+import hashlib
 import json
 import re
 import select
 import socket
+import struct
 import sys
 import threading
 import uuid
@@ -49,6 +59,11 @@ _OBJECT_PATH = re.compile(
     r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?$"
 )
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+_PORTFORWARD_PATH = re.compile(
+    r"^/api/v1/namespaces/(?P<namespace>[^/]+)/pods/(?P<pod>[^/]+)/portforward$"
+)
+PORTFORWARD_PROTOCOL = "v4.channel.k8s.io"  # what the kubelet's WebSocket port-forward speaks
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
 _END = object()  # queued by end_watch: finish the stream normally
 
 
@@ -89,6 +104,7 @@ class FakeApiServer:
         self._writable: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
         self._defaulters: dict[tuple[str, str], Callable[[dict], None]] = {}
         self._version = 5000
+        self._forwards: dict[tuple[str, str, int], tuple[str, int]] = {}
         self.requests: list[Request] = []
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
@@ -143,6 +159,16 @@ class FakeApiServer:
         """Answer the next watch request on `path` with an error status instead of a stream."""
         with self._cond:
             self._failures.setdefault(path, []).append((status, body))
+
+    def forward(self, namespace: str, pod: str, port: int, address: tuple[str, int]) -> None:
+        """Port-forwards to `pod`'s `port` connect to `address` (a server on loopback)."""
+        with self._cond:
+            self._forwards[(namespace, pod, port)] = address
+
+    def portforwards(self, pod: str) -> list[Request]:
+        """The port-forward requests made to `pod` so far (recorded when the stream opens)."""
+        with self._cond:
+            return [r for r in self.requests if r.path.endswith(f"/pods/{pod}/portforward")]
 
     def set_token_review(self, token: str, review: dict) -> None:
         with self._cond:
@@ -201,6 +227,16 @@ class FakeApiServer:
             if self._closing:
                 return _END
             return queue.pop(0) if queue else None
+
+    def _forward_target(self, namespace: str, pod: str, port: int) -> tuple[str, int] | None:
+        with self._cond:
+            return self._forwards.get((namespace, pod, port))
+
+    def _pod_missing(self, namespace: str, pod: str) -> bool:
+        """True when pods are a writable collection here and `pod` is not in it (404)."""
+        with self._cond:
+            pods = self._writable.get(("v1", "pods"))
+            return pods is not None and (namespace, pod) not in pods
 
     def _object_request(self, method: str, path: str, query: dict, body: dict | None):
         """(status, body) for a request on a writable collection, or None if it is not one."""
@@ -339,6 +375,10 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         fake = self.server.fake
         fake._record(Request("GET", url.path, query))
+        forward = _PORTFORWARD_PATH.match(url.path)
+        if forward is not None and self.headers.get("Upgrade", "").lower() == "websocket":
+            self._portforward(forward["namespace"], forward["pod"], query)
+            return
         watch = query.get("watch") == "true"  # writable collections are not watched here
         answer = None if watch else fake._object_request("GET", url.path, query, None)
         if answer is not None:
@@ -412,6 +452,82 @@ class _Handler(BaseHTTPRequestHandler):
                 break
         self.wfile.write(b"0\r\n\r\n")
 
+    def _portforward(self, namespace: str, pod: str, query: dict) -> None:
+        """The WebSocket handshake, the channels' port frames, then one forwarded connection."""
+        offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        ports = [int(p) for p in query.get("ports", "").split(",") if p]
+        if PORTFORWARD_PROTOCOL not in offered or len(ports) != 1:
+            message = f"this fake forwards one port over {PORTFORWARD_PROTOCOL}, asked {ports}"
+            self._json(400, _status(400, "BadRequest", message))
+            return
+        if self.server.fake._pod_missing(namespace, pod):
+            self._json(404, _status(404, "NotFound", f'pods "{pod}" not found'))
+            return
+        key = self.headers["Sec-WebSocket-Key"].encode() + _WS_GUID.encode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header(
+            "Sec-WebSocket-Accept", base64.b64encode(hashlib.sha1(key).digest()).decode()
+        )
+        self.send_header("Sec-WebSocket-Protocol", PORTFORWARD_PROTOCOL)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        (port,) = ports
+        opening = struct.pack("<H", port)
+        self.connection.sendall(_ws_frame(b"\x00" + opening) + _ws_frame(b"\x01" + opening))
+        target = self.server.fake._forward_target(namespace, pod, port)
+        try:
+            upstream = socket.create_connection(target, timeout=5) if target else None
+        except OSError:
+            upstream = None
+        if upstream is None:
+            error = (
+                f"error forwarding port {port} to pod {pod}: failed to connect to "
+                f"localhost:{port} inside the pod's namespace: connection refused"
+            )
+            self.connection.sendall(_ws_frame(b"\x01" + error.encode()))
+            self._ws_close()
+            return
+        with upstream:
+            self._pump(upstream)
+
+    def _pump(self, upstream: socket.socket) -> None:
+        """Bytes both ways until either side ends: the pod's connection closing ends the stream
+        (close frame, then the client's close answered), a client close frame ends it too."""
+        frames = _FrameReader()
+        while not self.server.fake._closing:
+            readable, _, _ = select.select([self.connection, upstream], [], [], 0.5)
+            if upstream in readable:
+                data = upstream.recv(65536)
+                if not data:
+                    self._ws_close()
+                    return
+                self.connection.sendall(_ws_frame(b"\x00" + data))
+            if self.connection in readable:
+                data = self.connection.recv(65536)
+                if not data:
+                    return
+                for opcode, payload in frames.feed(data):
+                    if opcode == _OP_CLOSE:
+                        self.connection.sendall(_ws_frame(payload[:2], _OP_CLOSE))
+                        return
+                    if opcode == _OP_PING:
+                        self.connection.sendall(_ws_frame(payload, _OP_PONG))
+                    elif opcode == _OP_BINARY and payload[:1] == b"\x00":
+                        upstream.sendall(payload[1:])
+
+    def _ws_close(self) -> None:
+        """Send a normal close and wait (bounded) for the client's, as the kubelet does."""
+        self.connection.sendall(_ws_frame(struct.pack("!H", 1000), _OP_CLOSE))
+        frames = _FrameReader()
+        self.connection.settimeout(5)
+        with contextlib.suppress(OSError):
+            while data := self.connection.recv(65536):
+                if any(op == _OP_CLOSE for op, _ in frames.feed(data)):
+                    return
+
     def _client_gone(self) -> bool:
         """True once the client closed its end (a stopped registry): stop serving its watch."""
         readable, _, _ = select.select([self.connection], [], [], 0)
@@ -421,6 +537,54 @@ class _Handler(BaseHTTPRequestHandler):
             return self.connection.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
+
+
+_OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x2, 0x8, 0x9, 0xA
+
+
+def _ws_frame(payload: bytes, opcode: int = _OP_BINARY) -> bytes:
+    """One final, unmasked server frame (RFC 6455 5.2)."""
+    head = bytes([0x80 | opcode])
+    if len(payload) < 126:
+        return head + bytes([len(payload)]) + payload
+    if len(payload) < 1 << 16:
+        return head + bytes([126]) + struct.pack("!H", len(payload)) + payload
+    return head + bytes([127]) + struct.pack("!Q", len(payload)) + payload
+
+
+class _FrameReader:
+    """Client frames from a byte stream: (opcode, unmasked payload) for each complete one.
+    Clients send each message as one final frame (websocket-client does), so no reassembly."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self.buffer += data
+        frames = []
+        while (frame := self._next()) is not None:
+            frames.append(frame)
+        return frames
+
+    def _next(self) -> tuple[int, bytes] | None:
+        buf = self.buffer
+        if len(buf) < 2:
+            return None
+        opcode, masked, length = buf[0] & 0x0F, buf[1] & 0x80, buf[1] & 0x7F
+        offset = 2
+        if length >= 126:
+            size = 2 if length == 126 else 8
+            if len(buf) < offset + size:
+                return None
+            length = int.from_bytes(buf[offset : offset + size], "big")
+            offset += size
+        mask = bytes(buf[offset : offset + 4]) if masked else b"\x00" * 4
+        offset += 4 if masked else 0
+        if len(buf) < offset + length:
+            return None
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(buf[offset : offset + length]))
+        del buf[: offset + length]
+        return opcode, payload
 
 
 def _status(code: int, reason: str, message: str, status: str = "Failure") -> dict:
