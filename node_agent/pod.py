@@ -354,9 +354,7 @@ def delivery_source(client_ip: str | None, pod_addresses) -> str | None:
     return str(addr)
 
 
-def tunnel_source(
-    headers: dict[str, str], peer_ip: str, peer: str, waypoint: str | None
-) -> str:
+def tunnel_source(headers: dict[str, str], peer_ip: str, peer: str, waypoint: str | None) -> str:
     """The client address policy and delivery use for a tunnel from `peer` (its SPIFFE ID).
 
     A source agent's tunnel leaves from the client pod's own address, so the TCP peer is the

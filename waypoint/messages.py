@@ -32,6 +32,13 @@ class RequestHead:
     # "HTTP/1.0", "HTTP/1.1" or "HTTP/2": for telemetry and for choosing upstream framing.
     protocol: str = "HTTP/1.1"
 
+    def with_headers(self, headers: Headers) -> RequestHead:
+        """This head with `headers`: `dataclasses.replace(self, headers=headers)` without its
+        per-call field introspection (once per request upstream). Name every field here."""
+        return RequestHead(
+            self.method, self.scheme, self.authority, self.path, headers, self.protocol
+        )
+
     def header(self, name: str) -> str | None:
         """The first value of header `name` (lower-case), or None."""
         for key, value in self.headers:

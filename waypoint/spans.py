@@ -96,25 +96,32 @@ def span_attributes(record: RequestRecord) -> dict[str, Attribute]:
         "nodemesh.retries": record.retries,
         "nodemesh.source.address": format_address(record.peer.address),
     }
-    optional: dict[str, Attribute | None] = {
-        "rpc.grpc.status_code": record.grpc_status,
-        "nodemesh.request_id": record.request_id,
-        "nodemesh.source.principal": record.peer.identity,
-        "nodemesh.source.workload": _workload(record.source),
-        "nodemesh.destination.workload": _workload(record.destination),
-        "nodemesh.destination.service": record.service.hostname if record.service else None,
-        "nodemesh.route": record.route_name,
-        "nodemesh.upstream": _address(record.upstream_address),
-        "nodemesh.upstream_cluster": record.upstream_cluster,
-        "nodemesh.authz.decision": authz_decision(record.authz) if record.authz else None,
-        "nodemesh.authz.policy": record.authz.policy if record.authz else None,
-    }
-    attrs.update({k: v for k, v in optional.items() if v is not None})
+    # The optional facts, in this order, each only when known (one `if` each: this runs for
+    # every request, and a dict of candidates filtered by a comprehension cost twice as much).
+    if record.grpc_status is not None:
+        attrs["rpc.grpc.status_code"] = record.grpc_status
+    if record.request_id is not None:
+        attrs["nodemesh.request_id"] = record.request_id
+    if record.peer.identity is not None:
+        attrs["nodemesh.source.principal"] = record.peer.identity
+    if record.source is not None:
+        attrs["nodemesh.source.workload"] = _workload(record.source)
+    if record.destination is not None:
+        attrs["nodemesh.destination.workload"] = _workload(record.destination)
+    if record.service and record.service.hostname is not None:
+        attrs["nodemesh.destination.service"] = record.service.hostname
+    if record.route_name is not None:
+        attrs["nodemesh.route"] = record.route_name
+    if record.upstream_address is not None:
+        attrs["nodemesh.upstream"] = format_address(record.upstream_address)
+    if record.upstream_cluster is not None:
+        attrs["nodemesh.upstream_cluster"] = record.upstream_cluster
+    authz = record.authz
+    if authz:
+        attrs["nodemesh.authz.decision"] = authz_decision(authz)
+        if authz.policy is not None:
+            attrs["nodemesh.authz.policy"] = authz.policy
     return attrs
-
-
-def _address(address: tuple[str, int] | None) -> str | None:
-    return format_address(address) if address is not None else None
 
 
 def _workload(w: WorkloadLike | None) -> str | None:

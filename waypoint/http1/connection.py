@@ -150,7 +150,7 @@ class Connection:
         raise error
 
     def _next_event(self) -> Event:
-        state = self.their_state
+        state = self._state.states[self.their_role]  # their_state, without a property call
         if state is self._head_state:
             return self._read_head()
         if state is State.SEND_BODY:

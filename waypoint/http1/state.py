@@ -85,6 +85,9 @@ _TRANSITIONS: dict[tuple[Role, State, Key], State] = {
 }
 
 
+_ROLES = tuple(Role)  # iterating the Enum class runs Python code per member
+
+
 class ConnectionState:
     """Both roles' states, keep-alive, and a pending tunnel proposal ("connect"/"upgrade"/"")."""
 
@@ -113,9 +116,14 @@ class ConnectionState:
 
     def process(self, role: Role, key: Key) -> None:
         """Apply `key` sent by `role`, then its effects on the other role and on keep-alive."""
-        self.states[role] = self.check(role, key)
-        self._react(role, key)
-        self._settle()
+        states = self.states
+        new = _TRANSITIONS.get((role, states[role], key))
+        if new is None or key is Request or key is SwitchAccepted:
+            new = self.check(role, key)  # the checks beyond the table, and the error to raise
+        states[role] = new
+        if key is not Data:  # Data moves nobody else (SEND_BODY -> SEND_BODY)
+            self._react(role, key)
+            self._settle()
 
     def propose_switch(self, kind: str) -> None:
         self.pending_switch = kind
@@ -146,7 +154,7 @@ class ConnectionState:
         if states[CLIENT] is S.DONE and self.pending_switch:
             states[CLIENT] = S.MIGHT_SWITCH
         if not self.keep_alive:
-            for role in Role:
+            for role in _ROLES:
                 if states[role] is S.DONE:
                     states[role] = S.MUST_CLOSE
         elif states[CLIENT] is S.DONE and states[SERVER] is S.DONE:

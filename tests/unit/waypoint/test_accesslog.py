@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from nodemesh.authz.decision import Decision, DecisionCode
-from nodemesh.telemetry import ResponseFlag
+from nodemesh.telemetry import ResponseFlag, rfc3339
 from tests.unit.waypoint.records import CART_ID, SPAN_ID, TRACE_ID, WEB_ID, grpc_head, head, record
-from waypoint.accesslog import access_log, access_log_line
+from waypoint.accesslog import access_log, access_log_line, render_line, start_time
 from waypoint.messages import Peer, ResponseHead
 from waypoint.record import AuthzOutcome
 
@@ -146,3 +149,25 @@ def test_the_authz_packages_decision_is_accepted_as_is():
 def test_allowed_request_has_no_authz_keys():
     entry = access_log(record(authz=AuthzOutcome(True, "shop/allow-web", 0)))
     assert not any(k.startswith("authz_") for k in entry)
+
+
+def test_rendered_line_is_exactly_what_the_json_encoder_writes():
+    encoder = json.JSONEncoder(separators=(",", ":"))
+    weird = head(path='/a"b\\c\n\x00é%s%%', headers=[("user-agent", "ü\u2028 \t%d")])
+    denied = AuthzOutcome(False, "shop/no-writes", 0, "no rule allows it")
+    for r in (record(), record(request=weird), record(authz=denied), record(response=None)):
+        entry = access_log(r)
+        assert access_log_line(r) == encoder.encode(entry)
+    odd = {"a%s": True, "b": 1.5, "c": [1, "x"], "d": None, "e": -3, "f": "%(x)s"}
+    assert render_line(odd) == encoder.encode(odd)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False)
+    | st.integers(0, 4_102_444_800).map(lambda s: s + 0.0005)
+    | st.integers(0, 4_102_444_800).map(lambda s: s + 0.9999995)
+    | st.integers(0, 4_102_444_800).map(lambda s: s + 0.0015)
+)
+def test_start_time_is_rfc3339_to_the_millisecond(ts):
+    assert start_time(ts) == rfc3339(ts)
