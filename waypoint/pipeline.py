@@ -47,6 +47,8 @@ from waypoint.h2_pool import Upstreams
 from waypoint.messages import RequestHead, ResponseHead
 from waypoint.observer import RequestObserver
 from waypoint.record import RequestRecord
+from waypoint.resilience.admission import Admission, Queued, ServiceGate
+from waypoint.resilience.circuit import OVERFLOW_STATUS, Overflow
 from waypoint.resilience.outcome import Failure, Outcome
 from waypoint.resilience.retry import RetryDenied, RetryPolicy
 from waypoint.routing import Forward
@@ -76,6 +78,9 @@ class Trip:
     upstream_duration: float | None = None
     response_head_bytes: int = 0
     trace: Propagation | None = None  # the waypoint's span, its parent, x-request-id
+    # The circuit-breaker slots of the attempt whose response is being relayed; released when
+    # the upstream response ends, and at the latest when the reply is done (every path).
+    admission: Admission | None = None
 
 
 class Proxy:
@@ -183,24 +188,38 @@ class Proxy:
                 if endpoint is None:
                     trip.flags.add(ResponseFlag.NO_HEALTHY_UPSTREAM)
                     return text_reply(503, f"no healthy upstream for {fwd.target}")
-                trip.upstream, trip.destination = endpoint.address, endpoint.peer
+                response = None
                 try:
+                    if guard.gate is not None:
+                        admitted = await _admit(guard.gate, trip.req.head.protocol)
+                        if type(admitted) is not Admission:
+                            return _overflowed(trip, fwd, admitted)
+                        trip.admission = admitted
+                    trip.upstream, trip.destination = endpoint.address, endpoint.peer
                     outcome, response, upstream = await self._try(trip, fwd, endpoint, policy)
                 finally:
                     if retry_lease is not None:  # a retry counts against the budget while it runs
                         retry_lease.release()
                         retry_lease = None
+                    if trip.admission is not None and response is None:  # no response to relay
+                        trip.admission.release()
                 guard.outlier.record(endpoint.key, outcome)
                 if policy.should_retry(attempt, outcome):
                     granted = guard.budget.try_retry()
                     if not isinstance(granted, RetryDenied):
                         retry_lease = granted
+                    else:  # Envoy: a retry refused by the budget or maxRetries is an overflow
+                        trip.flags.add(ResponseFlag.UPSTREAM_OVERFLOW)
+                elif attempt > 1 and policy.exhausted(attempt, outcome):  # only after a retry
+                    trip.flags.add(ResponseFlag.RETRY_LIMIT_EXCEEDED)
                 if retry_lease is None:
                     if response is not None:
                         return self._relay(trip, fwd, upstream, response)
                     return self._failed(trip, outcome, last)
                 if response is not None:
                     self.upstream_for(trip.req.head.protocol).discard(upstream)
+                    if trip.admission is not None:
+                        trip.admission.release()
                 last = outcome
                 trip.retries += 1
                 await asyncio.sleep(policy.backoff(attempt))
@@ -246,21 +265,27 @@ class Proxy:
         pool = self.upstream_for(trip.req.head.protocol)
         if getattr(response, "body", None) is not None:  # all of it came with the head
             pool.release(upstream)
+            if trip.admission is not None:
+                trip.admission.release()
             trailers = tuple(upstream.trailers)
             return Reply(head, body=response.body, trailers=lambda: trailers)
         return Reply(
             head,
-            chunks=self._chunks(pool, upstream, response.chunks),
+            chunks=self._chunks(pool, upstream, response.chunks, trip.admission),
             trailers=lambda: tuple(upstream.trailers),
         )
 
-    async def _chunks(self, pool, upstream, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def _chunks(
+        self, pool, upstream, chunks: AsyncIterator[bytes], admission: Admission | None
+    ) -> AsyncIterator[bytes]:
         done = False
         try:
             async for chunk in chunks:
                 yield chunk
             done = True
         finally:
+            if admission is not None:  # the upstream response ended: its slots are free
+                admission.release()
             if done:
                 pool.release(upstream)
             else:
@@ -269,8 +294,6 @@ class Proxy:
     def _failed(self, trip: Trip, outcome: Outcome, last) -> Reply:
         if outcome.failure is Failure.TIMEOUT:
             return text_reply(504, "upstream request timeout")
-        if trip.retries:
-            trip.flags.add(ResponseFlag.RETRY_LIMIT_EXCEEDED)
         what = "connect failure" if outcome.failure is Failure.CONNECT_FAILURE else "reset"
         return text_reply(503, f"upstream {what} ({trip.upstream[0]}:{trip.upstream[1]})")
 
@@ -284,6 +307,8 @@ class Proxy:
 
         def done(sent: int, error: BaseException | None) -> None:
             inner(sent, error)
+            if trip.admission is not None:  # an upgrade, or a stream the session abandoned
+                trip.admission.release()
             if error is not None:
                 trip.flags.add(ResponseFlag.DOWNSTREAM_TERMINATED)
             loop_now = asyncio.get_event_loop().time()
@@ -318,6 +343,39 @@ class Proxy:
 
         reply.done = done
         return reply
+
+
+async def _admit(gate: ServiceGate, protocol: str) -> Admission | Overflow:
+    """The circuit breaker's answer for one attempt, waiting in its pending queue if it says so.
+
+    HTTP/1.1 holds a connection per exchange, so only it takes connection slots; HTTP/2 streams
+    share connections (`h2_pool`), and `maxRequests` is what limits them."""
+    admitted = gate.admit(exclusive=protocol != "HTTP/2")
+    if type(admitted) is not Queued:
+        return admitted
+    waiter = asyncio.get_running_loop().create_future()
+
+    def notify(result: Admission | Overflow) -> bool:
+        if waiter.done():  # gave up meanwhile (timeout, client reset): not ours to take
+            return False
+        waiter.set_result(result)
+        return True
+
+    admitted.notify = notify
+    try:
+        return await waiter
+    except BaseException:
+        if waiter.done() and not waiter.cancelled() and type(waiter.result()) is Admission:
+            waiter.result().release()  # granted just as we were cancelled
+        raise
+    finally:
+        admitted.cancel()
+
+
+def _overflowed(trip: Trip, fwd: Forward, overflow: Overflow) -> Reply:
+    """503 `UO`: the Service's circuit breaker refused, so nothing went upstream."""
+    trip.flags.add(ResponseFlag.UPSTREAM_OVERFLOW)
+    return text_reply(OVERFLOW_STATUS, f"{fwd.target.namespace}/{fwd.target.name}: {overflow.hint}")
 
 
 class _released:

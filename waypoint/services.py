@@ -1,7 +1,9 @@
 """Per backend Service, what outlives a request: endpoints, rate limit, faults, breaker, ejections.
 
 The resilience primitives are per Service and per waypoint process (docs/traffic-policy.md): a
-token bucket, a fault injector, a retry budget and an outlier detector, built from the Service's
+token bucket, a fault injector, a retry budget, a circuit breaker (`gate`, None when
+`connectionPool` sets no limit, so unlimited Services pay nothing per request) and an outlier
+detector, built from the Service's
 TrafficPolicy and rebuilt only when that policy changes, so ejections and budgets survive
 unrelated config pushes. Endpoints are resolved once per config snapshot and (Service, port), so
 a pod that became unready is never picked again after the push that says so, while requests in
@@ -15,7 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.model import PeerWorkload, Service
+from waypoint.resilience.admission import ServiceGate
+from waypoint.resilience.circuit import CircuitBreaker
 from waypoint.resilience.config import (
+    ConnectionPoolConfig,
     RetryBudgetConfig,
     RetryConfig,
     TrafficPolicyConfig,
@@ -75,6 +80,7 @@ class ServiceResilience:
         budget = policy.retries.budget if policy and policy.retries else RetryBudgetConfig()
         max_retries = policy.connection_pool.max_retries if policy else None
         self.budget = RetryBudget(budget, max_retries=max_retries)
+        self.gate = _gate(policy.connection_pool) if policy else None
         limit = policy.rate_limit if policy else None
         self.bucket = TokenBucket(limit, clock) if limit else None
         faults = policy.faults if policy else None
@@ -107,6 +113,15 @@ class ServiceResilience:
 
     def fault(self) -> FaultDecision:
         return self.faults.decide() if self.faults else FaultDecision()
+
+
+def _gate(pool: ConnectionPoolConfig) -> ServiceGate | None:
+    """The Service's circuit breaker, or None when it limits nothing (maxRetries lives in the
+    retry budget)."""
+    limits = (pool.max_connections, pool.max_pending_requests, pool.max_requests)
+    if all(limit is None for limit in limits):
+        return None
+    return ServiceGate(CircuitBreaker(pool))
 
 
 class Backends:

@@ -136,14 +136,6 @@ ALLOWED_EMPTY: tuple[AllowedEmpty, ...] = (
         "from version skew in an upgrade. NACK handling is tested in tests/unit/xds and "
         "tests/inprocess/test_controller_config.py",
     ),
-    AllowedEmpty(
-        "istio_requests_total",
-        "the waypoint's request path (waypoint/pipeline.py) does not take leases from "
-        "waypoint/resilience/circuit.py's CircuitBreaker, so a TrafficPolicy connectionPool "
-        "never refuses a request and no request is flagged UO (circuit-breaker overflow)",
-        label="response_flags",
-        value="UO",
-    ),
 )
 
 

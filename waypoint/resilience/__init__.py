@@ -9,12 +9,14 @@ does the waiting and the sending. For one request to a Service, in order:
 2. `fault.FaultInjector.decide()`: hold the request for `delay` seconds (flag `DI`), then answer
    with the injected abort status (flag `FI`) instead of forwarding it, if one was drawn.
 3. `retry.RetryBudget.start_request()` for the request's whole life, and per attempt:
-   `circuit.CircuitBreaker` leases (connection, pending slot, request; an `Overflow` is a 503 with
-   flag `UO`), endpoint choice skipping `outlier.OutlierDetector.is_ejected()` endpoints, and the
-   attempt's `outcome.Outcome` reported to `OutlierDetector.record()`.
+   `admission.ServiceGate.admit()` over the `circuit.CircuitBreaker` (connection, pending slot,
+   request; an `Overflow` is a 503 with flag `UO`), endpoint choice skipping
+   `outlier.OutlierDetector.is_ejected()` endpoints, and the attempt's `outcome.Outcome` reported
+   to `OutlierDetector.record()`.
 4. If `retry.RetryPolicy.should_retry(attempt, outcome)` and `RetryBudget.try_retry()` grants a
    lease, wait `RetryPolicy.backoff(attempt)` seconds and go again; else answer with what the last
-   attempt produced.
+   attempt produced (flag `UO` if the budget refused the retry, `URX` if
+   `RetryPolicy.exhausted(attempt, outcome)`).
 
 Configuration comes from validated, normalized manifests (`config.py`): a TrafficPolicy per Service,
 and an HTTPRoute rule's `retry` and `timeouts`, which win for their route. Time is a monotonic

@@ -68,6 +68,15 @@ class RetryPolicy:
         """Retry after attempt number `attempt` (1 = the original) ended with `outcome`?"""
         return attempt <= self.config.attempts and self.retriable(outcome)
 
+    def exhausted(self, attempt: int, outcome: Outcome) -> bool:
+        """Did attempt `attempt` end retriably with no retry left (Envoy's flag `URX`)?
+
+        Envoy sets URX whenever a retry condition matched but `num_retries` were used up, both
+        when the last attempt got no response and when its retriable status (a 503, say) is
+        passed through. With retries off (`attempts: 0`) nothing was exhausted."""
+        attempts = self.config.attempts
+        return 0 < attempts < attempt and self.retriable(outcome)
+
     def retriable(self, outcome: Outcome) -> bool:
         """Does any configured condition match `outcome`, whatever the attempt count?"""
         if outcome.failure is not None:

@@ -73,9 +73,9 @@ def test_variable_selector_refuses_other_queries():
 @pytest.mark.parametrize(
     ("expr", "excused"),
     [
-        ('rate(istio_requests_total{response_flags=~".*UO.*"}[1m])', True),
-        ('rate(istio_requests_total{response_flags="UO"}[1m])', True),
-        ('rate(istio_requests_total{response_flags!~".*UO.*"}[1m])', False),  # not a positive match
+        # Circuit-breaker overflow: the waypoint refuses with UO, and the dashboard test causes it.
+        ('rate(istio_requests_total{response_flags=~".*UO.*"}[1m])', False),
+        ('rate(istio_requests_total{response_flags="UO"}[1m])', False),
         ('rate(istio_requests_total{response_flags=~".*DENY.*"}[1m])', False),
         ('rate(istio_requests_total{response_flags!="-"}[1m])', False),
         ('rate(istio_requests_total{response_code=~"5.."}[1m])', False),
@@ -137,7 +137,7 @@ def test_evaluate_reports_empty_and_failing_queries_only():
     assert ("P99 latency", "RuntimeError: bad_data: parse error") in problems
     assert ("Authorization denials/s", "no data") in problems  # a denial is not excused
     assert ("Label sets over the limit", "no data") in problems  # checked without its fallback
-    assert not any(f.query.panel == "Resilience outcomes" and f.query.ref == "C" for f in findings)
+    assert ("Resilience outcomes", "no data") in problems  # nor is a circuit-breaker overflow
     assert all(isinstance(f, Finding) and f.evaluated in ran for f in findings)
 
 

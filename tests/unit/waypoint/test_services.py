@@ -84,3 +84,23 @@ def test_a_new_traffic_policy_gets_new_resilience_and_a_balancer_that_reports_to
     assert after is not before
     assert held.balancer(limited, svc, PORT) is not balancer
     assert held.resilience(svc, limited) is after  # an equal policy keeps its state
+
+
+def guard_for(pool: dict | None):
+    svc = service("10.0.0.1")
+    spec = {"targetRefs": [], "connectionPool": pool} if pool is not None else None
+    policies = {svc.key: traffic_policy_from_spec(spec)} if spec else {}
+    return backends().resilience(svc, replace(state(svc), traffic_policies=policies))
+
+
+def test_no_connection_pool_limits_means_no_circuit_breaker_on_the_request_path():
+    assert guard_for(None).gate is None
+    assert guard_for({"maxRetries": 3}).gate is None  # the retry budget holds maxRetries
+
+
+def test_connection_pool_limits_build_the_services_circuit_breaker():
+    gate = guard_for({"maxRequests": 2, "maxPendingRequests": 0}).gate
+
+    assert gate is not None
+    assert gate.breaker.config.max_requests == 2
+    assert gate.breaker.config.max_pending_requests == 0

@@ -113,6 +113,36 @@ def test_zero_attempts_never_retries():
     assert not policy("5xx", "reset", attempts=0).should_retry(1, RESET)
 
 
+@pytest.mark.parametrize(
+    ("outcome", "exhausted"),
+    [
+        (status(503), True),  # Envoy: a retriable status passed through after the last retry
+        (CONNECT, True),  # and no response at all
+        (Outcome.failed(Failure.TIMEOUT), False),  # per-try timeout: not under these conditions
+        (status(500), False),  # not retriable here, so no retry was ever owed
+        (status(200), False),
+    ],
+)
+def test_exhausted_when_the_last_attempt_was_retriable(outcome, exhausted):
+    retry = policy("connect-failure", "retriable-status-codes", codes=(503,), attempts=2)
+
+    assert retry.exhausted(3, outcome) is exhausted
+
+
+def test_not_exhausted_while_retries_remain():
+    retry = policy("5xx", attempts=2)
+
+    assert [retry.exhausted(n, status(503)) for n in (1, 2, 3)] == [False, False, True]
+
+
+def test_nothing_is_exhausted_with_retries_off():
+    assert not policy("5xx", attempts=0).exhausted(1, status(503))
+
+
+def test_overflow_is_never_exhausted_retries():
+    assert not policy("5xx", "reset", attempts=1).exhausted(2, Outcome.failed(Failure.OVERFLOW))
+
+
 def test_istio_default_conditions():
     retry = RetryPolicy(RetryConfig())
 
