@@ -126,8 +126,11 @@ def _check_prefix_rewrites(rule: dict[str, Any], path: str, check: Check) -> Non
     """ReplacePrefixMatch replaces the prefix a PathPrefix match matched: with an Exact or a
     RegularExpression match there is none, so Gateway API refuses the rule (and the waypoint's
     route compiler would NACK it). Refused here, naming the match, so `meshctl apply` says so."""
+    refs = rule.get("backendRefs")
     filter_lists = [rule.get("filters")] + [
-        ref.get("filters") for ref in rule.get("backendRefs") or [] if isinstance(ref, dict)
+        ref.get("filters")
+        for ref in (refs if isinstance(refs, list) else [])
+        if isinstance(ref, dict)
     ]
     uses_prefix = any(
         isinstance(f, dict)
@@ -140,9 +143,11 @@ def _check_prefix_rewrites(rule: dict[str, Any], path: str, check: Check) -> Non
     )
     if not uses_prefix:
         return
-    for index, match in enumerate(rule.get("matches") or [{}]):
-        kind = ((match or {}).get("path") or {}).get("type", "PathPrefix")
-        if kind != "PathPrefix":
+    matches = rule.get("matches")
+    for index, match in enumerate(matches if isinstance(matches, list) and matches else [{}]):
+        path_match = match.get("path") if isinstance(match, dict) else None
+        kind = path_match.get("type", "PathPrefix") if isinstance(path_match, dict) else None
+        if kind is not None and kind != "PathPrefix":  # a wrong shape is reported elsewhere
             check.fail(
                 child(child(item(child(path, "matches"), index), "path"), "type"),
                 f"is {kind}, but a filter of this rule uses ReplacePrefixMatch, which works only "
