@@ -50,6 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import yaml
 from kubernetes import client
 
 RECORDINGS = Path(__file__).parent / "recordings"
@@ -134,6 +135,21 @@ class FakeApiServer:
         configuration = client.Configuration(host=self.url)
         configuration.connection_pool_maxsize = 16
         return client.ApiClient(configuration)
+
+    def write_kubeconfig(self, directory: Path) -> Path:
+        """A kubeconfig naming this server, for the code under test that reads one from a file
+        (`--kubeconfig`) as it would on a real cluster: context, cluster and user all `fake`."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+        }
+        path = directory / "kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        return path
 
     # --- scripting ----------------------------------------------------------------------------
 

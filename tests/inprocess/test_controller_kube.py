@@ -11,7 +11,6 @@ import asyncio
 
 import grpc
 import pytest
-import yaml
 from cryptography import x509
 
 from controller import scope
@@ -35,19 +34,7 @@ def api_server():
 
 
 def kube_args(tmp_path, server: FakeApiServer) -> argparse.Namespace:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "fake",
-                "clusters": [{"name": "fake", "cluster": {"server": server.url}}],
-                "users": [{"name": "fake", "user": {}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-            }
-        )
-    )
+    kubeconfig = server.write_kubeconfig(tmp_path)
     # The controller's own parser: a flag added there needs no edit here.
     return parse_args(
         [

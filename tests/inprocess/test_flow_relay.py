@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from controller.main import Controller
 from nodemesh import controlplane
+from nodemesh.cli.waypoint_ops import gateway_manifest
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.flows import FlowEvent, FlowRing, Follower
 from nodemesh.flows.relay_client import FlowReporter, ReporterMetrics
@@ -26,19 +27,9 @@ from nodemesh.flows.wire import to_message
 from nodemesh.identity import SpiffeId
 from nodemesh.local.credentials import token_path
 from nodemesh.local.store import Store
-from nodemesh.manifests.load import parse_documents
 from nodemesh.proto import flows_pb2, flows_pb2_grpc
 from tests.inprocess.test_controller_config import controller_args, make_state, until
 from tests.unit.flows.events import event
-
-GATEWAY = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: waypoint, namespace: shop}
-spec:
-  gatewayClassName: nodemesh-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
-"""
 
 
 async def admin_get(port: int, path: str) -> dict:
@@ -140,7 +131,7 @@ async def refused_call(ctl: Controller, identity: KeyAndCert, events: list[FlowE
 
 def test_two_agents_and_a_waypoint_reach_one_reader_and_spoofers_do_not(tmp_path):
     state = make_state(tmp_path)
-    Store(state).apply(parse_documents(GATEWAY, "gateway.yaml"))
+    Store(state).apply([gateway_manifest("shop", "waypoint")])  # as `meshctl waypoint apply`
 
     async def go():
         ctl = Controller(controller_args(state))

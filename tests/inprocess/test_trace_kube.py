@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
@@ -130,20 +129,7 @@ def server(server: FakeApiServer) -> FakeApiServer:
 
 @pytest.fixture
 def kubeconfig(tmp_path, server: FakeApiServer) -> str:
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "fake",
-                "clusters": [{"name": "fake", "cluster": {"server": server.url}}],
-                "users": [{"name": "fake", "user": {}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-            }
-        )
-    )
-    return str(path)
+    return str(server.write_kubeconfig(tmp_path))
 
 
 def replica(server: FakeApiServer, endpoints: AdminEndpoints, name: str, **state) -> FlowRing:

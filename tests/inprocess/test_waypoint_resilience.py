@@ -10,9 +10,8 @@ leaked on any path).
 from __future__ import annotations
 
 import asyncio
-import http.server
+import json
 import shutil
-import threading
 
 import pytest
 
@@ -24,52 +23,6 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 120))
 
 
-class HeldBackend:
-    """An HTTP/1.1 backend that answers only once `gate` is set; `arrived` counts requests."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.gate = threading.Event()
-        self.arrived = 0
-        self.lock = threading.Lock()
-        backend = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                with backend.lock:
-                    backend.arrived += 1
-                backend.gate.wait(60)
-                body = f"{backend.name}\n".encode()
-                self.send_response(200)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.handle_error = lambda request, address: None
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> HeldBackend:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    async def until_arrived(self, count: int) -> None:
-        while self.arrived < count:
-            await asyncio.sleep(0.01)
-
-
 def rig_for(backend, pool: dict | None = None, **spec) -> Rig:
     if pool is not None:
         spec["connectionPool"] = pool
@@ -78,7 +31,8 @@ def rig_for(backend, pool: dict | None = None, **spec) -> Rig:
 
 
 async def get(rig: Rig) -> tuple[int, str]:
-    """One HTTP/1.1 request on its own connection: (status, body)."""
+    """One HTTP/1.1 request on its own connection: (status, the name of the backend that
+    answered 200, or else the body: the waypoint's own reason for a local reply)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", rig.port)
     try:
         writer.write(b"GET / HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n")
@@ -86,29 +40,42 @@ async def get(rig: Rig) -> tuple[int, str]:
     finally:
         writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body.decode()
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)["backend"] if status == 200 else body.decode()
 
 
 def breaker(rig: Rig):
     return rig.proxy.backends.resilience(rig.config.state.services["shop/web"], rig.config.state)
 
 
+async def fill_the_queue(rig: Rig, backend: Backend):
+    """Under maxConnections 1 and maxPendingRequests 1: one request held at the backend on the
+    only connection, one queued for it. Returns (the Service's gate, first, queued)."""
+    gate = breaker(rig).gate
+    first = asyncio.ensure_future(get(rig))
+    await backend.until_count(1)
+    queued = asyncio.ensure_future(get(rig))
+    while gate.waiting < 1:
+        await asyncio.sleep(0.01)
+    return gate, first, queued
+
+
 def test_max_requests_overflow_is_503_uo_without_reaching_the_backend_then_recovers():
     async def main():
-        with HeldBackend("web") as backend:
+        with Backend("web", held=True) as backend:
             async with rig_for(backend, {"maxRequests": 2}) as rig:
                 held = [asyncio.ensure_future(get(rig)) for _ in range(2)]
-                await backend.until_arrived(2)
+                await backend.until_count(2)
 
                 refused = await asyncio.gather(*(get(rig) for _ in range(3)))
 
                 assert [status for status, _ in refused] == [503, 503, 503]
                 assert all("connectionPool.maxRequests" in body for _, body in refused)
-                assert backend.arrived == 2  # overflow never goes upstream
+                assert backend.count == 2  # overflow never goes upstream
                 backend.gate.set()
                 assert [status for status, _ in await asyncio.gather(*held)] == [200, 200]
-                assert await get(rig) == (200, "web\n")  # recovered: no slot leaked
-                assert await get(rig) == (200, "web\n")
+                assert await get(rig) == (200, "web")  # recovered: no slot leaked
+                assert await get(rig) == (200, "web")
                 uo = await rig.eventually_metric(
                     "istio_requests_total", 3, response_code="503", response_flags="UO"
                 )
@@ -121,23 +88,18 @@ def test_max_requests_overflow_is_503_uo_without_reaching_the_backend_then_recov
 
 def test_busy_connections_queue_up_to_max_pending_and_the_rest_overflow():
     async def main():
-        with HeldBackend("web") as backend:
+        with Backend("web", held=True) as backend:
             pool = {"maxConnections": 1, "maxPendingRequests": 1}
             async with rig_for(backend, pool) as rig:
-                gate = breaker(rig).gate
-                first = asyncio.ensure_future(get(rig))
-                await backend.until_arrived(1)
-                queued = asyncio.ensure_future(get(rig))
-                while gate.waiting < 1:
-                    await asyncio.sleep(0.01)
+                gate, first, queued = await fill_the_queue(rig, backend)
 
                 status, body = await get(rig)
 
                 assert status == 503 and "connectionPool.maxPendingRequests" in body
-                assert backend.arrived == 1  # the queued one waits for the connection
+                assert backend.count == 1  # the queued one waits for the connection
                 backend.gate.set()
                 assert [(await first)[0], (await queued)[0]] == [200, 200]
-                assert backend.arrived == 2
+                assert backend.count == 2
                 assert (
                     await rig.eventually_metric("istio_requests_total", 1, response_flags="UO") == 1
                 )
@@ -148,20 +110,15 @@ def test_busy_connections_queue_up_to_max_pending_and_the_rest_overflow():
 
 def test_a_client_that_gives_up_while_queued_leaks_no_slot():
     async def main():
-        with HeldBackend("web") as backend:
+        with Backend("web", held=True) as backend:
             pool = {"maxConnections": 1, "maxPendingRequests": 1}
             async with rig_for(backend, pool) as rig:
-                gate = breaker(rig).gate
-                first = asyncio.ensure_future(get(rig))
-                await backend.until_arrived(1)
-                gone = asyncio.ensure_future(get(rig))
-                while gate.waiting < 1:
-                    await asyncio.sleep(0.01)
+                gate, first, gone = await fill_the_queue(rig, backend)
                 gone.cancel()  # closes its connection: the waypoint's session ends the request
                 backend.gate.set()
 
                 assert (await first)[0] == 200
-                assert await get(rig) == (200, "web\n")
+                assert await get(rig) == (200, "web")
                 while gate.breaker.active_requests or gate.waiting:
                     await asyncio.sleep(0.01)
                 assert gate.breaker.pending_requests == 0
@@ -172,10 +129,10 @@ def test_a_client_that_gives_up_while_queued_leaks_no_slot():
 @pytest.mark.skipif(shutil.which("nghttp") is None, reason="needs nghttp")
 def test_http2_streams_overflow_max_requests_too():
     async def main():
-        with HeldBackend("web") as backend:
+        with Backend("web", held=True) as backend:
             async with rig_for(backend, {"maxRequests": 1}) as rig:
                 held = asyncio.ensure_future(get(rig))
-                await backend.until_arrived(1)
+                await backend.until_count(1)
 
                 rc, out, err = await nghttp("-v", rig.url + "/")
 

@@ -39,11 +39,20 @@ VIP = "198.19.0.10"
 
 
 class Backend:
-    """A threaded HTTP/1.1 server that answers its name; `fail_every` makes every n-th a 503."""
+    """A threaded HTTP/1.1 server that answers its name; `fail_every` makes every n-th a 503.
 
-    def __init__(self, name: str, fail_every: int = 0, delay: float = 0.0) -> None:
+    `held=True` makes every request wait for `gate` (set by the test, or on exit) after it is
+    counted, so "in flight" is a fact the test controls rather than a race against a delay.
+    """
+
+    def __init__(
+        self, name: str, fail_every: int = 0, delay: float = 0.0, held: bool = False
+    ) -> None:
         self.name, self.fail_every, self.delay = name, fail_every, delay
         self.count = 0
+        self.gate = threading.Event()
+        if not held:
+            self.gate.set()
         self.lock = threading.Lock()
         backend = self
 
@@ -59,6 +68,7 @@ class Backend:
                 with backend.lock:
                     backend.count += 1
                     n = backend.count
+                backend.gate.wait(60)
                 if backend.delay:
                     time.sleep(backend.delay)
                 status = 503 if backend.fail_every and n % backend.fail_every == 0 else 200
@@ -90,8 +100,14 @@ class Backend:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.gate.set()
         self.server.shutdown()
         self.server.server_close()
+
+    async def until_count(self, count: int) -> None:
+        """Until `count` requests have arrived (held ones included)."""
+        while self.count < count:
+            await asyncio.sleep(0.01)
 
 
 def service(name: str, backends: list[Backend], port: int = 80, vip: str | None = None) -> Service:

@@ -12,14 +12,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from node_agent import bpf_types as bt
 from node_agent import capture as cap
+from node_agent.cni.protocol import Code
 from nodemesh import bpffs
 from nodemesh.local import cgroups, netns
 from nodemesh.local.launch import launch_argv
+from tests.netns.test_mesh import until as poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "node_agent" / "cni" / "nodemesh-cni"
@@ -131,15 +132,29 @@ def captured_programs(cgroup: Path) -> list[int]:
     return cap.attached_programs(cgroup, bt.ATTACH_INET4_CONNECT)
 
 
+def cni_add_retried(config: dict, logs: list[Path], **env: str) -> dict:
+    """The runtime's ADD, retried on code 11 as runtimes do (agent still bootstrapping,
+    compiling). Asserts it succeeded, with the rig's log tails if not; returns the answer."""
+    code, answer = 1, None
+    for _ in range(10):
+        code, answer = cni("ADD", config, **env)
+        if code == 0 or answer["code"] != Code.TRY_AGAIN_LATER:
+            break
+    assert code == 0, f"ADD {env.get('CNI_CONTAINERID', '')} failed: {answer}\n{log_tails(logs)}"
+    return answer
+
+
+def log_tails(logs: list[Path]) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
+
+
 def until(predicate, what: str, logs: list[Path], timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs if p.exists())
-    raise AssertionError(f"{what} not reached in {timeout}s\n{tails}")
+    """test_mesh.until, and on failure the tails of the rig's logs: the components run outside
+    any cluster here, so their logs are the only account of why nothing happened."""
+    try:
+        return poll_until(predicate, timeout=timeout, what=what)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{log_tails(logs)}") from None
 
 
 def remove_everything(prefix: str, cgroup_root: Path, *pin_roots: Path) -> None:

@@ -34,6 +34,7 @@ from tests.netns.cni_helpers import (
     Sandbox,
     captured_programs,
     cni,
+    cni_add_retried,
     remove_everything,
     spawn_in,
     stop,
@@ -124,12 +125,7 @@ def test_add_returns_with_capture_in_place_then_check_and_del(rig):
     config = sandbox.cni_config(socket_path, tmp / "cni.log")
     env = sandbox.cni_env("shop", "web-0", UID, "sandbox-web-0")
     assert captured_programs(sandbox.cgroup) == []
-    code, answer = 1, None
-    for _ in range(10):  # the runtime retries code 11 (agent still bootstrapping, compiling)
-        code, answer = cni("ADD", config, **env)
-        if code == 0 or answer["code"] != Code.TRY_AGAIN_LATER:
-            break
-    assert code == 0, f"ADD failed: {answer}\n" + "\n".join(p.read_text()[-3000:] for p in logs)
+    answer = cni_add_retried(config, logs, **env)
     assert answer == config["prevResult"]  # passed through unchanged
     # ADD returned: capture is on the pod's cgroup, and the pod's first connect is captured.
     assert captured_programs(sandbox.cgroup) != []

@@ -21,6 +21,7 @@ import pytest
 
 from nodemesh.local.addressing import cluster_netns_prefix
 from nodemesh.local.state import StateDir
+from tests.netns.test_mesh import until
 
 pytestmark = pytest.mark.netns
 PROBE = Path(__file__).with_name("xds_probe.py")
@@ -114,16 +115,6 @@ def status_of(cluster, sub_id: str, state: str) -> dict:
 
 def controller_pod(pods: list[dict]) -> dict:
     return next(p for p in pods if p["metadata"]["name"] == "nodemesh-controller")
-
-
-def until(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
 
 
 def test_pushes_reach_a_subscriber_on_another_node(local_cluster, tmp_path):

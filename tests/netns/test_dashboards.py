@@ -39,9 +39,9 @@ from nodemesh.dashboards.render import DASHBOARDS, to_data
 from nodemesh.local import prometheus
 from nodemesh.local.state import StateDir
 from nodemesh.local.system import BOOTSTRAP_PORT
-from tests.netns.test_local_cluster import ECHO_SERVER, apply_text, pods
+from tests.netns.test_local_cluster import apply_text, pods
 from tests.netns.test_mesh import until
-from tests.netns.test_waypoint import app, curl_many, slow_app
+from tests.netns.test_waypoint import ECHO, NO_EVIL, app, curl_many, http_workload, slow_app
 from tests.netns.test_waypoint_protocols import APPS, server, vip
 
 pytestmark = [
@@ -99,16 +99,9 @@ def shop_services() -> str:
               targetRefs: [{group: "", kind: Service, name: limited}]
               rateLimit: {maxTokens: 1, fillInterval: 1m}
             ---
-            apiVersion: security.nodemesh.io/v1
-            kind: AuthorizationPolicy
-            metadata: {name: web-no-evil, namespace: shop}
-            spec:
-              targetRefs: [{kind: Service, group: "", name: web}]
-              action: DENY
-              rules:
-                - when: [{key: "request.headers[x-evil]", values: ["yes"]}]
-            ---
         """)
+        + NO_EVIL
+        + "---\n"
     )
 
 
@@ -131,40 +124,26 @@ REFUSED_ROUTE = textwrap.dedent("""\
 
 def vault() -> str:
     """Enrolled namespace `vault`, no waypoint: its pod's agent denies every peer from `shop`."""
-    echo = json.dumps(["python3", "-u", "-c", ECHO_SERVER])
-    return textwrap.dedent(f"""\
+    namespace = textwrap.dedent("""\
         apiVersion: v1
         kind: Namespace
-        metadata: {{name: vault, labels: {{nodemesh.io/dataplane-mode: ambient}}}}
-        ---
-        apiVersion: v1
-        kind: Pod
-        metadata: {{name: vault, namespace: vault, labels: {{app: vault}}}}
-        spec:
-          nodeName: node2
-          containers:
-            - name: echo
-              command: {echo}
-              env: [{{name: POD_NAME, value: vault}}, {{name: NODE_NAME, value: node2}}]
-              ports: [{{name: http, containerPort: 8080}}]
-              readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata: {{name: vault, namespace: vault}}
-        spec:
-          selector: {{app: vault}}
-          ports: [{{name: http, port: 80, targetPort: http}}]
-        ---
-        apiVersion: security.nodemesh.io/v1
-        kind: AuthorizationPolicy
-        metadata: {{name: no-shop, namespace: vault}}
-        spec:
-          selector: {{matchLabels: {{app: vault}}}}
-          action: DENY
-          rules: [{{from: [{{source: {{namespaces: [shop]}}}}]}}]
+        metadata: {name: vault, labels: {nodemesh.io/dataplane-mode: ambient}}
         ---
     """)
+    return (
+        namespace
+        + http_workload("vault", "node2", ECHO, namespace="vault")
+        + textwrap.dedent("""\
+            apiVersion: security.nodemesh.io/v1
+            kind: AuthorizationPolicy
+            metadata: {name: no-shop, namespace: vault}
+            spec:
+              selector: {matchLabels: {app: vault}}
+              action: DENY
+              rules: [{from: [{source: {namespaces: [shop]}}]}]
+            ---
+        """)
+    )
 
 
 PROBE = textwrap.dedent("""\

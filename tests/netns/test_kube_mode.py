@@ -35,7 +35,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.waypoints_kube import BUNDLE_CONFIGMAP, BUNDLE_KEY
-from node_agent.cni.protocol import Code
 from nodemesh import bpffs
 from nodemesh.local import admin_client, cgroups, netns
 from tests.inprocess.kube_fake import FakeApiServer, recording, served
@@ -46,6 +45,7 @@ from tests.netns.cni_helpers import (
     Sandbox,
     captured_programs,
     cni,
+    cni_add_retried,
     remove_everything,
     spawn_in,
     stop,
@@ -130,17 +130,6 @@ def node_review(node: str) -> dict:
     review = recording("tokenreview-node.json")
     review["status"]["user"]["extra"]["authentication.kubernetes.io/node-name"] = [node]
     return review
-
-
-def kubeconfig(server: FakeApiServer) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": server.url}}],
-        "users": [{"name": "fake", "user": {}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-    }
 
 
 class ApiServer:
@@ -272,14 +261,14 @@ def rig(request, tmp_path) -> Iterator[Rig]:
     try:
         api.start()
         create_network(name)
-        (tmp_path / "kubeconfig").write_text(yaml.safe_dump(kubeconfig(api.fake)))
+        kubeconfig = api.fake.write_kubeconfig(tmp_path)
         rig.logs.append(tmp_path / "controller.log")
         with open(rig.logs[-1], "w") as out:
             procs.append(
                 subprocess.Popen(
                     [
                         *(sys.executable, "-m", "controller"),
-                        f"--kubeconfig={tmp_path / 'kubeconfig'}",
+                        f"--kubeconfig={kubeconfig}",
                         *(f"--ca-dir={tmp_path / 'ca'}", f"--listen={CONTROLLER_IP}"),
                         *("--admin-port=0", "--metrics-port=-1", "--leader-id=controller-0"),
                     ],
@@ -336,17 +325,12 @@ def rig(request, tmp_path) -> Iterator[Rig]:
 
 
 def cni_add(rig: Rig, pod: PodSpec) -> None:
-    """The runtime's ADD, retried on code 11 as runtimes do (agent bootstrapping, compiling)."""
+    """The runtime's ADD of `pod`'s sandbox on its node; capture is in place when it returns."""
     sandbox = rig.sandboxes[pod.name]
     uid = rig.api.pod(pod.name)["metadata"]["uid"]
     config = sandbox.cni_config(rig.sockets[pod.node], rig.tmp / f"cni-{pod.node}.log")
     env = sandbox.cni_env("shop", pod.name, uid, f"sandbox-{pod.name}")
-    code, answer = 1, None
-    for _ in range(10):
-        code, answer = cni("ADD", config, **env)
-        if code == 0 or answer["code"] != Code.TRY_AGAIN_LATER:
-            break
-    assert code == 0, f"ADD {pod.name} failed: {answer}\n" + tails(rig)
+    answer = cni_add_retried(config, rig.logs, **env)
     assert answer == config["prevResult"]
     assert captured_programs(sandbox.cgroup) != [], "ADD returned before capture was in place"
 
@@ -358,10 +342,6 @@ def cni_del(rig: Rig, pod: PodSpec) -> None:
     del config["prevResult"]
     env = sandbox.cni_env("shop", pod.name, uid, f"sandbox-{pod.name}")
     assert cni("DEL", config, **env) == (0, None)
-
-
-def tails(rig: Rig) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in rig.logs if p.exists())
 
 
 def workloads(rig: Rig, node: str) -> list[dict]:

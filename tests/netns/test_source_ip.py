@@ -1,19 +1,17 @@
 """Inbound delivery keeps the client's source IP (ztunnel in-pod style), on a real local cluster.
 
-One 2-node cluster: `shop` enrolled, with `peer` apps (tests/netns/apps/peer_echo.py answers with
-the peer address its accept() returned) on node2 (`far`) and node1 (`near`) and a `client` on
-node1; `plain` not enrolled, with an `outsider` on node1; `wp` enrolled and behind a waypoint,
-with `behind` on node2. The app must see the client pod's IP, not its own, for every path the
-agent delivers: HBONE across nodes and on one node, captured plaintext under PERMISSIVE. A pod
+One 2-node cluster: `shop` enrolled, with `peer` apps (tests/netns/apps/http_server.py --peer
+answers with the peer address its accept() returned) on node2 (`far`) and node1 (`near`) and a
+`client` on node1; `plain` not enrolled, with an `outsider` on node1; `wp` enrolled and behind a
+waypoint, with `behind` on node2. The app must see the client pod's IP, not its own, for every path
+the agent delivers: HBONE across nodes and on one node, captured plaintext under PERMISSIVE. A pod
 calling its own Service (hairpin) sees itself, and an un-enrolled pod loses the reply routing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -22,33 +20,14 @@ from node_agent import pod_routing
 from nodemesh.local.netns import run
 from tests.netns.test_local_cluster import apply_text, pods
 from tests.netns.test_mesh import until
+from tests.netns.test_waypoint import http_workload
 
 pytestmark = pytest.mark.netns
-APP = Path(__file__).resolve().parent / "apps" / "peer_echo.py"
+APP = Path(__file__).resolve().parent / "apps" / "http_server.py"
 
 
 def peer_app(name: str, namespace: str, node: str) -> str:
-    command = json.dumps([sys.executable, str(APP), "8080"])
-    return textwrap.dedent(f"""\
-        apiVersion: v1
-        kind: Pod
-        metadata: {{name: {name}, namespace: {namespace}, labels: {{app: {name}}}}}
-        spec:
-          nodeName: {node}
-          containers:
-            - name: peer
-              command: {command}
-              ports: [{{name: http, containerPort: 8080}}]
-              readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata: {{name: {name}, namespace: {namespace}}}
-        spec:
-          selector: {{app: {name}}}
-          ports: [{{name: http, port: 80, targetPort: http}}]
-        ---
-    """)
+    return http_workload(name, node, [sys.executable, str(APP), "8080", "--peer"], namespace)
 
 
 def sleeper(name: str, namespace: str) -> str:

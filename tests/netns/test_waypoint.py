@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -20,37 +22,49 @@ from tests.netns.test_local_cluster import ECHO_SERVER, apply_text, pods
 from tests.netns.test_mesh import until
 
 pytestmark = pytest.mark.netns
+APPS = Path(__file__).resolve().parent / "apps"
 
 
-def app() -> str:
-    server = json.dumps(["python3", "-u", "-c", ECHO_SERVER])
-    web = textwrap.dedent("""\
+ECHO = ["python3", "-u", "-c", ECHO_SERVER]  # answers "<POD_NAME> <NODE_NAME>"
+
+
+def http_workload(
+    name: str, node: str, command: list[str], namespace: str = "shop", labels: dict | None = None
+) -> str:
+    """Pod `name` on `node` running `command`, an HTTP server on 8080 (ready once it listens),
+    and Service `name` (port 80) selecting `labels`, {app: name} unless given. POD_NAME and
+    NODE_NAME are set for the echo server, which answers with them."""
+    selector = json.dumps(labels or {"app": name})
+    return textwrap.dedent(f"""\
         apiVersion: v1
         kind: Pod
-        metadata: {{name: web-{v}, namespace: shop, labels: {{app: web, version: {v}}}}}
+        metadata: {{name: {name}, namespace: {namespace}, labels: {selector}}}
         spec:
           nodeName: {node}
           containers:
-            - name: echo
-              command: {server}
-              env: [{{name: POD_NAME, value: web-{v}}}, {{name: NODE_NAME, value: {node}}}]
+            - name: app
+              command: {json.dumps(command)}
+              env: [{{name: POD_NAME, value: {name}}}, {{name: NODE_NAME, value: {node}}}]
               ports: [{{name: http, containerPort: 8080}}]
               readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
         ---
         apiVersion: v1
         kind: Service
-        metadata: {{name: web-{v}, namespace: shop}}
+        metadata: {{name: {name}, namespace: {namespace}}}
         spec:
-          selector: {{app: web, version: {v}}}
+          selector: {selector}
           ports: [{{name: http, port: 80, targetPort: http}}]
         ---
     """)
+
+
+def app() -> str:
     return (
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: "
         "{nodemesh.io/dataplane-mode: ambient}}\n---\n"
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: client, namespace: shop}\n---\n"
-        + web.format(v="v1", node="node2", server=server)
-        + web.format(v="v2", node="node1", server=server)
+        + http_workload("web-v1", "node2", ECHO, labels={"app": "web", "version": "v1"})
+        + http_workload("web-v2", "node1", ECHO, labels={"app": "web", "version": "v2"})
         + textwrap.dedent("""\
             apiVersion: v1
             kind: Service
@@ -84,16 +98,8 @@ ROUTE = textwrap.dedent("""\
             - {name: web-v2, port: 80, weight: 10}
 """)
 
-POLICY = textwrap.dedent("""\
-    apiVersion: security.nodemesh.io/v1
-    kind: AuthorizationPolicy
-    metadata: {name: web-public, namespace: shop}
-    spec:
-      targetRefs: [{kind: Service, group: "", name: web}]
-      action: ALLOW
-      rules:
-        - to: [{operation: {methods: [GET], paths: ["/public*"]}}]
-    ---
+# L7 DENY at the waypoint of any request to `web` with header `x-evil: yes` (403).
+NO_EVIL = textwrap.dedent("""\
     apiVersion: security.nodemesh.io/v1
     kind: AuthorizationPolicy
     metadata: {name: web-no-evil, namespace: shop}
@@ -103,6 +109,20 @@ POLICY = textwrap.dedent("""\
       rules:
         - when: [{key: "request.headers[x-evil]", values: ["yes"]}]
 """)
+POLICY = (
+    textwrap.dedent("""\
+        apiVersion: security.nodemesh.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: web-public, namespace: shop}
+        spec:
+          targetRefs: [{kind: Service, group: "", name: web}]
+          action: ALLOW
+          rules:
+            - to: [{operation: {methods: [GET], paths: ["/public*"]}}]
+        ---
+    """)
+    + NO_EVIL
+)
 
 
 def curl_many(cluster, count: int, *args: str) -> list[tuple[int, str]]:
@@ -213,54 +233,18 @@ def test_routes_policies_and_telemetry_through_a_real_waypoint(local_cluster, tm
     assert waypoint_requests(cluster, named + '(?=.*destination_workload="web-v1")') >= 840
 
 
-SLOW_SERVER = textwrap.dedent("""\
-    import http.server, socketserver, time
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            time.sleep(2)
-            body = b"slow"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        def log_message(self, *args):
-            pass
-    socketserver.ThreadingTCPServer.allow_reuse_address = True
-    socketserver.ThreadingTCPServer.daemon_threads = True
-    socketserver.ThreadingTCPServer(("", 8080), H).serve_forever()
-""")
-
-
 def slow_app() -> str:
     """A pod that answers every GET after 2 s, behind Service `slow`, and a 500 ms route to it."""
-    server = json.dumps(["python3", "-u", "-c", SLOW_SERVER])
-    return textwrap.dedent(f"""\
-        apiVersion: v1
-        kind: Pod
-        metadata: {{name: slow, namespace: shop, labels: {{app: slow}}}}
-        spec:
-          nodeName: node2
-          containers:
-            - name: slow
-              command: {server}
-              ports: [{{name: http, containerPort: 8080}}]
-              readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata: {{name: slow, namespace: shop}}
-        spec:
-          selector: {{app: slow}}
-          ports: [{{name: http, port: 80, targetPort: http}}]
-        ---
+    server = [sys.executable, str(APPS / "http_server.py"), "8080", "--delay", "2"]
+    return http_workload("slow", "node2", server) + textwrap.dedent("""\
         apiVersion: gateway.networking.k8s.io/v1
         kind: HTTPRoute
-        metadata: {{name: slow-timeout, namespace: shop}}
+        metadata: {name: slow-timeout, namespace: shop}
         spec:
-          parentRefs: [{{group: "", kind: Service, name: slow, port: 80}}]
+          parentRefs: [{group: "", kind: Service, name: slow, port: 80}]
           rules:
-            - backendRefs: [{{name: slow, port: 80}}]
-              timeouts: {{request: 500ms}}
+            - backendRefs: [{name: slow, port: 80}]
+              timeouts: {request: 500ms}
     """)
 
 

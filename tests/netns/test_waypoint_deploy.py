@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 
 import pytest
+
+from tests.netns.test_mesh import until
 
 pytestmark = pytest.mark.netns
 
@@ -21,16 +22,6 @@ SHOP = textwrap.dedent("""\
     metadata: {name: shop, labels: {nodemesh.io/dataplane-mode: ambient}}
 """)
 GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
-
-
-def until(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not reached in {timeout} s: {predicate.__doc__}")
 
 
 def items(cluster, kind: str) -> list[dict]:
@@ -55,11 +46,11 @@ def test_a_gateway_becomes_a_waypoint_deployment_and_pod_and_goes_with_it(local_
         """the runtime started a waypoint pod"""
         return [p for p in items(local_cluster, "pods") if GATEWAY_NAME in p["metadata"]["labels"]]
 
-    [deployment] = until(deployed)
+    [deployment] = until(deployed, what=deployed.__doc__)
     labels = deployment["metadata"]["labels"]
     assert labels["nodemesh.io/managed-by"] == "nodemesh-controller"
     assert labels["nodemesh.io/dataplane-mode"] == "none"
-    [pod] = until(pod_exists)
+    [pod] = until(pod_exists, what=pod_exists.__doc__)
     assert pod["spec"]["serviceAccountName"] == "waypoint"
     assert pod["metadata"]["labels"]["nodemesh.io/dataplane-mode"] == "none"
     listed = json.loads(
@@ -73,4 +64,4 @@ def test_a_gateway_becomes_a_waypoint_deployment_and_pod_and_goes_with_it(local_
         """the Deployment, its ServiceAccount and its pods are gone"""
         return not deployed() and not pod_exists() and not items(local_cluster, "serviceaccounts")
 
-    until(removed)
+    until(removed, what=removed.__doc__)

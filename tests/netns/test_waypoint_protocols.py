@@ -22,8 +22,9 @@ pytestmark = pytest.mark.netns
 APPS = Path(__file__).resolve().parent / "apps"
 
 
-def server(name: str, script: str, port: int, service_port: int) -> str:
-    command = json.dumps([sys.executable, str(APPS / script), str(port)])
+def server(name: str, script: str, port: int, service_port: int, *args: str) -> str:
+    """Pod `name` on node2 running apps/`script` PORT *args, behind Service `name`."""
+    command = json.dumps([sys.executable, str(APPS / script), str(port), *args])
     return textwrap.dedent(f"""\
         apiVersion: v1
         kind: Pod
@@ -53,7 +54,7 @@ def app() -> str:
         "{nodemesh.io/dataplane-mode: ambient}}\n---\n"
         + server("grpc", "grpc_server.py", 50051, 50051)
         + server("ws", "ws_server.py", 8765, 8765)
-        + server("flaky", "flaky_server.py", 8080, 80)
+        + server("flaky", "http_server.py", 8080, 80, "--fail-every", "2")
         + textwrap.dedent(f"""\
             apiVersion: v1
             kind: Pod

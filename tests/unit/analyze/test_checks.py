@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import yaml
+
+from nodemesh.cli.waypoint_ops import gateway_manifest
 from tests.unit.analyze.helpers import analyze_objects, codes
 
 ENROLLED = """
@@ -19,14 +22,10 @@ WITH_WAYPOINT = (
         "{nodemesh.io/dataplane-mode: ambient}",
         "{nodemesh.io/dataplane-mode: ambient, nodemesh.io/use-waypoint: waypoint}",
     )
-    + """---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: waypoint, namespace: shop}
-spec:
-  gatewayClassName: nodemesh-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
-"""
+    + "---\n"
+    + yaml.safe_dump(
+        gateway_manifest("shop", "waypoint").obj
+    )  # what `meshctl waypoint apply` writes
 )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import yaml
+
 from controller.analyze import World, run_checks
+from nodemesh.cli.waypoint_ops import gateway_manifest
 from tests.unit.analyze.helpers import codes, objects
 from tests.unit.cli.helpers import waypoint_pod
 
@@ -67,18 +70,11 @@ def test_files_alone_know_no_nodes_so_the_node_check_is_silent():
     assert analyze([running_pod("a", "node2")], nodes=None) == []
 
 
-WAYPOINT = """
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: waypoint, namespace: shop}
-spec:
-  gatewayClassName: nodemesh-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
-"""
+WAYPOINT = yaml.safe_dump(gateway_manifest("shop", "waypoint").obj)  # as `meshctl waypoint apply`
 
 
 def test_a_waypoint_with_no_ready_pod_is_reported_in_cluster_mode():
-    text = SHOP + "---" + WAYPOINT
+    text = SHOP + "---\n" + WAYPOINT
     pods = [agent("node1"), agent("node2"), waypoint_pod("waypoint-1", ready=False)]
     found = analyze(pods, text)
     assert codes(found) == ["NM0303"]
@@ -87,7 +83,7 @@ def test_a_waypoint_with_no_ready_pod_is_reported_in_cluster_mode():
 
 
 def test_a_waypoint_with_a_ready_pod_is_clean():
-    text = SHOP + "---" + WAYPOINT
+    text = SHOP + "---\n" + WAYPOINT
     pods = [agent("node1"), agent("node2"), waypoint_pod("waypoint-1", ready=True)]
     assert analyze(pods, text) == []
 
