@@ -39,6 +39,7 @@ from node_agent.telemetry import (
     Direction,
     ResponseFlag,
     SecurityPolicy,
+    claimed_service,
 )
 from nodemesh.controlplane import KeyAndCert
 from nodemesh.hbone import baggage
@@ -215,7 +216,7 @@ class PodDataplane:
                     req.tunnel_to,
                     SpiffeId.parse(req.expected_identity),
                     f"{req.authority[0]}:{req.authority[1]}",
-                    tunnel_headers(self.ip, baggage=self.baggage),
+                    tunnel_headers(self.ip, baggage=self._baggage_for(req.service)),
                 )
                 record.tunnel = tunnel.key  # the destination agent records the same key
                 sent, received = await tunnel.splice(reader, writer)
@@ -234,6 +235,11 @@ class PodDataplane:
             self.ctx.connections.close(record, f"{req.reason}: {exc}", flag)
             return
         self.ctx.connections.close(record, sent=sent, received=received)
+
+    def _baggage_for(self, service) -> str:
+        """This pod's baggage plus the Service dialled, so the destination agent can label its
+        series with it (it checks the claim against its own config: telemetry.claimed_service)."""
+        return baggage.with_service(self.baggage, service.hostname if service else None)
 
     # -- inbound over HBONE --------------------------------------------------------------------
     async def _on_tunnel(self, request: TunnelRequest) -> None:
@@ -322,15 +328,21 @@ class PodDataplane:
         """`source`: the client's (ip, port), the port 0 over HBONE (the CONNECT names only the
         client's IP); a plaintext client's real port is what its sk_lookup capture is joined on
         (node_agent.capture_events). `tunnel`: the HBONE request it arrived on; its key and
-        traceparent join the trace."""
+        traceparent join the trace, its baggage the Service the client dialled, if confirmed."""
+        state = self.ctx.state()
+        service = None
+        if tunnel is not None:
+            claim = baggage.claimed_service(tunnel.headers.get("baggage"))
+            service = claimed_service(state.services, claim, self.workload, dst_port)
         return self.ctx.connections.open(
             ConnectionRecord(
                 direction=Direction.INBOUND,
                 source_address=tuple(source),
                 destination_address=(dst_ip, dst_port),
                 security_policy=SecurityPolicy.MUTUAL_TLS if principal else SecurityPolicy.NONE,
-                source=self.ctx.state().peer_by_address.get(source[0]),
+                source=state.peer_by_address.get(source[0]),
                 destination=self.workload,
+                service=service,
                 source_principal=principal,
                 destination_principal=self.workload.identity,
                 decision=decision,

@@ -335,6 +335,34 @@ def _implied(record: ConnectionRecord, flag: ResponseFlag) -> ResponseFlag:
     return flag
 
 
+# --- destination_service on the inbound side ------------------------------------------------------
+
+
+def claimed_service(
+    services: Mapping[str, Service], hostname: str | None, destination: Workload, port: int
+) -> Service | None:
+    """The Service a source agent says its client dialled, if this agent's config confirms it.
+
+    Only the source sees the Service VIP; the destination sees the pod's address, so its
+    `destination_service` comes from the CONNECT's baggage (nodemesh.hbone.baggage). Any peer
+    can write that header, so the claim counts only when the Service exists, selects
+    `destination` (it is one of its endpoints) and maps a Service port to `port` there, as
+    ztunnel looks for the client's host only among the Services of the destination workload.
+    Anything else is None: a series is never labelled from an unchecked claim.
+    """
+    if not hostname:
+        return None
+    name, _, rest = hostname.partition(".")
+    namespace = rest.partition(".")[0]
+    service = services.get(f"{namespace}/{name}")
+    if service is None or service.hostname != hostname:
+        return None
+    for endpoint in service.endpoints:
+        if endpoint.workload_uid == destination.uid:
+            return service if any(target == port for _, target in endpoint.ports) else None
+    return None
+
+
 # --- views ----------------------------------------------------------------------------------------
 
 

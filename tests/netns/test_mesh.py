@@ -226,6 +226,21 @@ def test_http_and_tcp_reach_servers_on_both_nodes_encrypted_on_the_wire(mesh):
         and f'source_principal="{client_id}"' in line
         for line in opened
     )
+    # The destination agent names the Service the client dialled too (the source agent's
+    # baggage, checked against the Service's endpoints), not "unknown": echo-near is on node1.
+    received = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("istio_tcp_connections_opened_total{")
+        and 'reporter="destination"' in line
+        and f'source_principal="{client_id}"' in line
+        and 'destination_workload="echo-near"' in line
+    ]
+    assert received and all(
+        'destination_service="echo-near.shop.svc.cluster.local"' in line
+        and 'destination_service_name="echo-near"' in line
+        for line in received
+    ), received
     log = mesh.meshctl("logs", "nodemesh-agent-node1", "-n", "nodemesh-system").stdout
     access = [json.loads(line) for line in log.splitlines() if line.startswith('{"timestamp"')]
     assert any(

@@ -41,3 +41,37 @@ def test_malformed_or_oversized_baggage_is_ignored():
 def test_any_text_decodes_to_a_workload_or_none(text):
     result = baggage.decode(text, "shop")
     assert result is None or result.namespace == "shop"
+
+
+POD = "k8s.namespace.name=shop,k8s.deployment.name=web,service.name=web,service.version=v2"
+
+
+def test_the_dialled_service_travels_with_the_pod_and_reads_back():
+    value = baggage.with_service(POD, "db.shop.svc.cluster.local")
+    assert value == POD + ",nodemesh.destination.service=db.shop.svc.cluster.local"
+    assert baggage.claimed_service(value) == "db.shop.svc.cluster.local"
+    # The waypoint's reading of the same header is unchanged by the extra member.
+    assert baggage.decode(value, "shop") == baggage.decode(POD, "shop")
+
+
+def test_no_service_dialled_adds_nothing():
+    assert baggage.with_service(POD, None) == POD
+    assert baggage.with_service(POD, "") == POD
+    assert baggage.claimed_service(POD) is None
+    assert baggage.with_service("", "db.shop.svc.cluster.local") == (
+        "nodemesh.destination.service=db.shop.svc.cluster.local"
+    )
+
+
+def test_a_malformed_or_absent_header_claims_nothing():
+    assert baggage.claimed_service(None) is None
+    assert baggage.claimed_service("garbage") is None
+    assert baggage.claimed_service("nodemesh.destination.service=") is None
+    oversized = "nodemesh.destination.service=" + "x" * 2000
+    assert baggage.claimed_service(oversized) is None
+
+
+@given(st.text(max_size=50))  # quoted, 12 bytes a character at most: under MAX_BAGGAGE
+def test_any_hostname_survives_the_round_trip(hostname):
+    value = baggage.with_service(POD, hostname)
+    assert baggage.claimed_service(value) == (hostname or None)

@@ -6,6 +6,7 @@ parsed as exposition text. Clocks are injected, so timestamps and durations are 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -13,7 +14,14 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.model import PeerWorkload, Service, ServicePort, Workload, freeze_labels
+from controller.model import (
+    Endpoint,
+    PeerWorkload,
+    Service,
+    ServicePort,
+    Workload,
+    freeze_labels,
+)
 from node_agent import telemetry
 from node_agent.policy import Decision, DecisionCode
 from node_agent.routing import Route
@@ -523,3 +531,46 @@ def test_snapshot_lists_open_connections_as_json(env):
     assert view[0]["route"] == "direct"
     table.close(first)
     assert [c["id"] for c in table.snapshot()] == [second.id]
+
+
+# --- destination_service on the inbound side: a claim checked against the agent's config ---------
+
+DB_SELECTING = dataclasses.replace(
+    DB_SVC, endpoints=(Endpoint(DB_POD.uid, "198.18.1.2", ((5432, 5432),)),)
+)
+SERVICES = {DB_SELECTING.key: DB_SELECTING}
+
+
+def test_a_claimed_service_that_selects_the_pod_on_that_port_is_taken():
+    found = telemetry.claimed_service(SERVICES, DB_SVC.hostname, DB_POD, 5432)
+    assert found is DB_SELECTING
+
+
+@pytest.mark.parametrize(
+    ("services", "claim", "pod", "port"),
+    [
+        (SERVICES, None, DB_POD, 5432),  # nothing claimed
+        (SERVICES, "", DB_POD, 5432),
+        ({}, DB_SVC.hostname, DB_POD, 5432),  # a Service this agent does not know
+        ({DB_SVC.key: DB_SVC}, DB_SVC.hostname, DB_POD, 5432),  # it selects no pod
+        (SERVICES, DB_SVC.hostname, WEB, 5432),  # it selects another pod, not this one
+        (SERVICES, DB_SVC.hostname, DB_POD, 8080),  # no Service port maps to this one
+        (SERVICES, "db.shop.svc.evil.example", DB_POD, 5432),  # same key, not its hostname
+        (SERVICES, "db", DB_POD, 5432),
+    ],
+)
+def test_an_unconfirmed_claim_is_ignored(services, claim, pod, port):
+    assert telemetry.claimed_service(services, claim, pod, port) is None
+
+
+def test_a_confirmed_claim_labels_the_destination_reporter_series(env):
+    registry, table, *_ = env
+    service = telemetry.claimed_service(SERVICES, DB_SVC.hostname, DB_POD, 5432)
+    table.open(inbound(service=service))
+    (series,) = samples(registry)["istio_tcp_connections_opened_total"]
+    assert series["reporter"] == "destination"
+    assert series["destination_service"] == "db.shop.svc.cluster.local"
+    assert (series["destination_service_namespace"], series["destination_service_name"]) == (
+        "shop",
+        "db",
+    )
