@@ -16,13 +16,12 @@ from node_agent.telemetry import (
     AgentMetrics,
     ConnectionRecord,
     ConnectionTable,
-    Direction,
     ResponseFlag,
-    SecurityPolicy,
 )
 from nodemesh.flows import FlowRing, FlowVerdict, Point
 from nodemesh.flows.agent import AgentFlows
-from tests.unit.node_agent.test_telemetry import DB, DB_ID, DB_SVC, DENY, T0, WEB, WEB_ID
+from tests.unit.node_agent import test_telemetry as telemetry_records
+from tests.unit.node_agent.test_telemetry import DB, DENY, T0, WEB, WEB_ID
 
 ALLOW = Decision(True, "ALLOW", DecisionCode.ALLOWED_NO_POLICY, "no policy applies")
 
@@ -44,30 +43,15 @@ def events(ring: FlowRing):
 
 
 def outbound(route: Route) -> ConnectionRecord:
-    return ConnectionRecord(
-        direction=Direction.OUTBOUND,
-        source_address=("198.18.1.2", 40000),
-        destination_address=("198.18.2.9", 5432),
-        security_policy=SecurityPolicy.MUTUAL_TLS,
-        source=WEB,
-        destination=DB,
-        service=DB_SVC,
-        source_principal=WEB_ID,
-        destination_principal=DB_ID,
-        route=route,
-    )
+    return telemetry_records.outbound(destination_address=("198.18.2.9", 5432), route=route)
 
 
 def inbound(decision: Decision | None) -> ConnectionRecord:
-    return ConnectionRecord(
-        direction=Direction.INBOUND,
+    return telemetry_records.inbound(
         source_address=("198.18.1.2", 0),
         destination_address=("198.18.2.9", 5432),
-        security_policy=SecurityPolicy.MUTUAL_TLS,
         source=WEB,
         destination=DB,
-        source_principal=WEB_ID,
-        destination_principal=DB_ID,
         decision=decision,
     )
 
